@@ -1,0 +1,119 @@
+"""Reading one layer's attention from the queries to the demonstrations, and nothing more.
+
+We register an attention function through transformers' public `AttentionInterface`: every
+layer runs the ordinary SDPA kernel; only while a capture is active, and only in the chosen
+layer, do we also form softmax(QK^T) for the query rows against the demonstration columns,
+in row chunks so memory stays bounded. No `output_attentions`, no second forward pass, no
+model-specific code: any model whose attention modules go through the interface works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from transformers import AttentionInterface, AttentionMaskInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import sdpa_mask
+
+ATTN_IMPLEMENTATION = "datawhisperer_sdpa"
+_CHUNK_ELEMENTS = 1 << 24  # logits per chunk (64 MiB in float32)
+
+
+@dataclass
+class CaptureRequest:
+    """What to measure in one forward pass.
+
+    column_map: [kv_positions, n_demos] 0/1 matrix marking each demonstration's key positions.
+    row_weights: [batch, query_len] 1.0 for query tokens whose attention counts, 0.0 for padding.
+    Result `mass`: [batch, n_demos] attention summed over heads, query rows and demo columns.
+    """
+
+    layer: int
+    column_map: torch.Tensor
+    row_weights: torch.Tensor
+    mass: torch.Tensor | None = None
+    calls: int = field(default=0)
+
+
+_active: CaptureRequest | None = None
+
+
+@contextlib.contextmanager
+def capture(request: CaptureRequest) -> Iterator[CaptureRequest]:
+    global _active
+    if _active is not None:
+        raise RuntimeError("attention captures cannot be nested")
+    _active = request
+    try:
+        yield request
+    finally:
+        _active = None
+    if request.calls != 1:
+        raise RuntimeError(
+            f"attention at layer {request.layer} was captured {request.calls} times, expected once: this model's "
+            "attention modules do not report a usable layer_idx")
+
+
+def _attention_with_capture(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    output = sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                    **kwargs)
+    request = _active
+    if request is not None and getattr(module, "layer_idx", None) == request.layer:
+        request.calls += 1
+        request.mass = demo_attention_mass(query, key, attention_mask, scaling, request.column_map,
+                                           request.row_weights, softcap=kwargs.get("softcap"))
+    return output
+
+
+def demo_attention_mass(query: torch.Tensor, key: torch.Tensor, attention_mask: torch.Tensor | None,
+                        scaling: float | None, column_map: torch.Tensor, row_weights: torch.Tensor,
+                        softcap: float | None = None) -> torch.Tensor:
+    """Σ_heads Σ_rows softmax(q k^T)[rows, cols] @ column_map, computed in float32 chunks of query rows.
+
+    query: [b, h, q, d] (after rotary), key: [b, kv_heads, kv, d] (cache included);
+    attention_mask: [b or 1, 1, q, kv] bool/additive, or None for plain causal attention.
+    """
+    batch, heads, q_len, dim = query.shape
+    kv_heads, kv_len = key.shape[1], key.shape[2]
+    groups = heads // kv_heads
+    scaling = dim ** -0.5 if scaling is None else scaling
+    cols = column_map.to(device=query.device, dtype=torch.float32)
+    n_cols = cols.shape[0]
+    keys_t = key.float().unsqueeze(2).transpose(-1, -2)  # [b, kvh, 1, d, kv]
+    queries = query.float().view(batch, kv_heads, groups, q_len, dim)
+    weights = row_weights.to(device=query.device, dtype=torch.float32)
+    mass = torch.zeros(batch, cols.shape[1], dtype=torch.float32, device=query.device)
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, batch * heads * kv_len))
+    for start in range(0, q_len, chunk):
+        stop = min(q_len, start + chunk)
+        rows = weights[:, start:stop]
+        if not bool(rows.any()):
+            continue
+        logits = (queries[:, :, :, start:stop] @ keys_t) * scaling  # [b, kvh, g, c, kv]
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        logits = logits + _additive_mask(attention_mask, start, stop, q_len, kv_len, query.device)
+        probs = torch.softmax(logits, dim=-1)[..., :n_cols]
+        per_row = (probs @ cols).sum(dim=(1, 2))  # [b, c, n_demos]
+        mass += (per_row * rows.unsqueeze(-1)).sum(dim=1)
+    return mass
+
+
+def _additive_mask(mask: torch.Tensor | None, start: int, stop: int, q_len: int, kv_len: int,
+                   device: torch.device) -> torch.Tensor:
+    """The mask rows [start, stop) as an additive float tensor broadcastable to [b, kvh, g, c, kv]."""
+    if mask is None:  # causal, aligned to the end of the keys (the cache precedes the queries)
+        positions = torch.arange(start, stop, device=device).unsqueeze(1) + (kv_len - q_len)
+        allowed = torch.arange(kv_len, device=device).unsqueeze(0) <= positions
+        return torch.where(allowed, 0.0, float("-inf")).view(1, 1, 1, stop - start, kv_len)
+    rows = mask[:, :, start:stop, :kv_len]  # [b, 1, c, kv]
+    if rows.dtype == torch.bool:
+        rows = torch.where(rows, 0.0, float("-inf"))
+    return rows.float().unsqueeze(2)
+
+
+AttentionInterface.register(ATTN_IMPLEMENTATION, _attention_with_capture)
+AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sdpa_mask)

@@ -1,0 +1,142 @@
+"""Crash-safe run directories: an append-only episode log, a lock, and the run's fingerprint.
+
+Every finished episode is one JSON line, flushed and fsync'ed before the next episode starts,
+so a kill loses at most the episode in flight. A torn last line (killed mid-write) is dropped
+when the log is read back. Two processes cannot write one directory: an flock guards it (the
+kernel releases it when a process dies, even by kill -9).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from .data import atomic_write_json
+from .errors import UserError
+from .scoring import EpisodeOutcome
+
+RUN_FILE = "run.json"
+EPISODES_FILE = "episodes.jsonl"
+LOCK_FILE = ".lock"
+
+
+class EpisodeLog:
+    """Append-only JSON lines of EpisodeOutcome."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._fh = None
+
+    def read(self) -> list[EpisodeOutcome]:
+        """All complete lines; a torn final line is cut off the file."""
+        if not self.path.exists():
+            return []
+        data = self.path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        outcomes = []
+        for lineno, line in enumerate(complete.decode("utf-8").splitlines(), start=1):
+            try:
+                outcomes.append(EpisodeOutcome.from_dict(json.loads(line)))
+            except (json.JSONDecodeError, TypeError) as exc:
+                raise UserError(f"{self.path}: line {lineno} is not an episode record ({exc})") from None
+        if len(complete) != len(data):
+            with open(self.path, "r+b") as fh:
+                fh.truncate(len(complete))
+        return outcomes
+
+    def append(self, outcome: EpisodeOutcome) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh.write(outcome.to_json() + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class DirectoryLock:
+    def __init__(self, directory: Path) -> None:
+        self.path = Path(directory) / LOCK_FILE
+        self._fh = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a")
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.close()
+            self._fh = None
+            raise UserError(f"{self.path.parent} is in use by another datawhisperer process") from None
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+def content_hash(path: str | os.PathLike | None) -> str | None:
+    """sha256 of a file, or of every file under a directory (names included)."""
+    if path is None:
+        return None
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else "").encode())
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def records_hash(records: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def describe_differences(saved: dict, current: dict) -> str:
+    keys = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    return ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys)
+
+
+def our_files(directory: Path) -> list[Path]:
+    """Files a run writes into its directory."""
+    names = [RUN_FILE, "scores.jsonl", LOCK_FILE]
+    found = [directory / n for n in names if (directory / n).exists()]
+    found += sorted(directory.glob("episodes*.jsonl")) + sorted(directory.glob("selected-*"))
+    return found
+
+
+def prepare_directory(directory: Path, fingerprint: dict, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix runs: a directory holding another run needs --resume (same fingerprint) or --overwrite."""
+    run_file = directory / RUN_FILE
+    existing = run_file.exists() or any(directory.glob("episodes*.jsonl"))
+    if existing and overwrite:
+        import shutil
+
+        for path in our_files(directory):
+            if path.name == LOCK_FILE:
+                continue
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return
+    if existing and not resume:
+        raise UserError(f"{directory} holds another run's files; use --resume to continue it or --overwrite to replace it")
+    if existing and resume:
+        try:
+            saved = json.loads(run_file.read_text(encoding="utf-8")).get("fingerprint", {})
+        except (OSError, json.JSONDecodeError):
+            raise UserError(f"cannot resume: {run_file} is missing or unreadable") from None
+        if saved != fingerprint:
+            raise UserError(f"cannot resume: the run in {directory} was made with other settings "
+                            f"({describe_differences(saved, fingerprint)})")
+
+
+def write_run_file(directory: Path, info: dict) -> None:
+    atomic_write_json(directory / RUN_FILE, info)

@@ -1,0 +1,155 @@
+"""The `datawhisperer` command. Flags are generated from the config dataclasses, so the CLI, the
+Python API and `--config file.yaml` (defaults that flags override) always agree."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from collections.abc import Callable
+
+from .errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:  # one line, not usage + message
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _base_type(annotation) -> type:
+    hints = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    inner = hints[0]
+    if typing.get_origin(inner) in (list, tuple):
+        return typing.get_args(inner)[0]
+    return inner if isinstance(inner, type) else str
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if meta.get("cli") is False:
+            continue
+        help_text = meta.get("help", "")
+        flag = "--" + f.name.replace("_", "-")
+        annotation = hints[f.name]
+        if meta.get("positional"):
+            parser.add_argument(f.name, help=help_text)
+        elif annotation is bool:
+            parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
+        elif meta.get("repeat"):
+            parser.add_argument(flag, dest=f.name, action="append", default=argparse.SUPPRESS,
+                                type=_base_type(annotation), help=f"{help_text} (default: {' '.join(f.default)})")
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else None
+            parser.add_argument(flag, dest=f.name, type=_base_type(annotation), default=argparse.SUPPRESS,
+                                metavar=f.name.upper(), help=f"{help_text} (default: {default})")
+
+
+def config_from_args(cls, args: argparse.Namespace, config_file: str | None):
+    """Field values: dataclass defaults < --config YAML < command-line flags."""
+    values: dict = {}
+    if config_file:
+        values.update(_read_config_file(config_file, cls))
+    values.update({k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(cls)}})
+    return cls(**values)
+
+
+def _read_config_file(path: str, cls) -> dict:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a config file must be a mapping of option names to values")
+    known = {f.name for f in dataclasses.fields(cls)}
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"{path}: unknown options {unknown}")
+    return data
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+def _cmd_select(args: argparse.Namespace) -> int:
+    from .config import SelectConfig
+    from .runner import select
+
+    config = config_from_args(SelectConfig, args, args.config)
+    if not config.data:
+        raise UserError("give the pool to score: datawhisperer select DATA --out DIR")
+    select(config)
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
+
+
+def command(name: str, help_text: str, build: Callable[[argparse.ArgumentParser], None]):
+    def register(run: Callable) -> Callable:
+        COMMANDS[name] = (help_text, build, run)
+        return run
+
+    return register
+
+
+def _build_select(parser: argparse.ArgumentParser) -> None:
+    from .config import SelectConfig
+
+    add_dataclass_arguments(parser, SelectConfig)
+    parser.add_argument("--config", help="YAML file of option defaults; flags override it")
+
+
+command("select", "score a pool and write the selected subsets", _build_select)(_cmd_select)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog="datawhisperer", description="Data selection for task-specific fine-tuning with the "
+                     "target model's own few-shot in-context learning (Data Whisperer).")
+    parser.add_argument("--version", action="version", version=f"datawhisperer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (help_text, build, run) in COMMANDS.items():
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        build(child)
+        child.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_plugins()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except UserError as exc:
+        print(f"datawhisperer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("datawhisperer: interrupted", file=sys.stderr)
+        return 130
+
+
+def _load_plugins() -> None:
+    """Commands defined in other modules register themselves on import."""
+    import importlib
+
+    for module in PLUGIN_MODULES:
+        importlib.import_module(module)
+
+
+PLUGIN_MODULES: list[str] = []
+
+if __name__ == "__main__":
+    sys.exit(main())

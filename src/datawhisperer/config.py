@@ -1,0 +1,112 @@
+"""The configuration of a selection run: one dataclass, validated on construction.
+
+The CLI's flags are generated from these fields (their `help` metadata is the flag's help),
+and `datawhisperer.select(...)` takes the same names as keyword arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+from .errors import UserError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+SCORINGS = ("generate", "likelihood")
+
+
+def _opt(default, help: str, **extra):
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class SelectConfig:
+    data: str = _opt("", "the pool: .json, .jsonl, .csv, .parquet or a save_to_disk directory", positional=True)
+    out: str | None = _opt(None, "directory for scores.jsonl, selected-<B>.<ext>, run.json, episodes.jsonl")
+    budget: list[str] = _opt(("0.1",), "fraction of the pool to select, in (0, 1]; repeatable", repeat=True)
+    task: str = _opt("instruction", "task preset (math, summarization, instruction, classification) or a "
+                     "task file (.yaml/.json)")
+    input_field: str | None = _opt(None, "input field, or a template over fields such as '{instruction}\\n{input}'")
+    output_field: str | None = _opt(None, "field holding the gold answer")
+    instruction: str | None = _opt(None, "task instruction shown before the demonstrations (default: the task's)")
+    metric: str | None = _opt(None, "metric name (numeric_match, rouge_l, label_match, exact_match) or module:function")
+    model: str | None = _opt(None, "local model directory, .gguf file, or model id in the local HF cache "
+                             "(default: the embedded SmolLM2-135M-Instruct)")
+    backend: str = _opt("hf", "model backend (hf; fake runs the pipeline without a model, for tests)")
+    device: str = _opt("auto", "auto, cpu, cuda or mps", choices=DEVICES)
+    dtype: str = _opt("auto", "auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16, float16", choices=DTYPES)
+    layer: int | None = _opt(None, "attention layer, 0-based; negative counts from the end "
+                             "(default: round(0.4 x number of layers))")
+    n_demos: int = _opt(5, "demonstrations per episode")
+    n_queries: int = _opt(3, "queries per episode")
+    rounds: int = _opt(1, "passes over the pool; each example is a demonstration at least once per round")
+    seed: int = _opt(0, "seed of the episode plan")
+    val: str | None = _opt(None, "validation file to draw queries from (default: the pool's other fold)")
+    query_source: str = _opt("auto", "where queries come from: auto, val, fold (2-fold split) or rest of the pool",
+                             choices=("auto", "val", "fold", "rest"))
+    query_mode: str = _opt("single", "single: each query in its own sequence after a shared demo prefix; "
+                           "multi: all queries numbered in one prompt (the paper's)", choices=("single", "multi"))
+    max_new_tokens: int | None = _opt(None, "longest answer generated (default: the task's)")
+    max_length: int | None = _opt(None, "longest prompt + answer in tokens (default: the model's context)")
+    scoring: str = _opt("generate", "generate: greedy answers scored by the metric (the paper's); "
+                        "likelihood: no decoding, the gold answer's mean token probability", choices=SCORINGS)
+    weighting: str = _opt("paper", "demonstration weights: paper (attention), uniform, debiased")
+    max_retries: int = _opt(3, "re-draws of a failed episode's queries before its demos go unscored by it")
+    resume: bool = _opt(False, "continue a run in --out that was interrupted")
+    overwrite: bool = _opt(False, "replace another run's files in --out")
+    quiet: bool = _opt(False, "no progress bar or summary")
+
+    def __post_init__(self) -> None:
+        self.budget = list(self.budget)
+        if not self.budget:
+            raise UserError("give at least one --budget")
+        for raw in self.budget:
+            parse_budget(raw)
+        for name in ("n_demos", "n_queries", "rounds"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.max_retries < 0:
+            raise UserError("max-retries must be >= 0")
+        for name in ("max_new_tokens", "max_length"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserError(f"{name.replace('_', '-')} must be at least 1")
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise UserError(f"{f.name.replace('_', '-')} must be one of {', '.join(choices)}, "
+                                f"not {getattr(self, f.name)!r}")
+        if self.resume and self.overwrite:
+            raise UserError("--resume and --overwrite contradict each other")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_budget(raw: str | float) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise UserError(f"budget {raw!r} is not a number") from None
+    if not (0.0 < value <= 1.0) or math.isnan(value):
+        raise UserError(f"budget {raw!r} is outside (0, 1]")
+    return value
+
+
+def budget_count(budget: float, pool_size: int) -> int:
+    """floor(budget x N), at least one example."""
+    return max(1, math.floor(budget * pool_size + 1e-9))
+
+
+def default_layer(num_layers: int) -> int:
+    """An intermediate layer: round(0.4 x depth), i.e. 13 of Llama-3-8B's 32 (the paper's best), 12 of 30."""
+    return min(num_layers - 1, int(math.floor(0.4 * num_layers + 0.5)))
+
+
+def resolve_layer(layer: int | None, num_layers: int) -> int:
+    if layer is None:
+        return default_layer(num_layers)
+    if not -num_layers <= layer < num_layers:
+        raise UserError(f"layer {layer} is outside the model, which has {num_layers} layers (0..{num_layers - 1})")
+    return layer % num_layers

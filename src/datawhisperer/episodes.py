@@ -1,0 +1,110 @@
+"""Seeded episode plans: which examples are demonstrations and which are queries, episode by episode.
+
+The plan is a pure function of (pool size, validation size, n_demos, n_queries, rounds, seed):
+it never depends on how the work is later spread over processes, nor on results, except that a
+failed episode's retry is itself a pure function of (seed, episode id, attempt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from .errors import UserError
+
+QUERY_SOURCES = ("auto", "val", "fold", "rest")
+
+
+@dataclass(frozen=True)
+class Episode:
+    id: int
+    round: int
+    demos: tuple[int, ...]  # pool indices
+    queries: tuple[int, ...]  # pool indices, or validation indices when the plan uses a validation set
+    attempt: int = 0  # 0 for the planned episode, k for its k-th re-draw after a failure
+
+
+@dataclass(frozen=True)
+class EpisodePlan:
+    n_pool: int
+    n_demos: int
+    n_queries: int
+    rounds: int = 1
+    seed: int = 0
+    n_val: int = 0  # > 0: queries come from a validation set of this size
+    query_source: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.n_demos < 1 or self.n_queries < 1:
+            raise UserError("n_demos and n_queries must be at least 1")
+        if self.rounds < 1:
+            raise UserError("rounds must be at least 1")
+        if self.n_pool < 1:
+            raise UserError("the pool is empty")
+        if self.query_source not in QUERY_SOURCES:
+            raise UserError(f"query source must be one of {QUERY_SOURCES}")
+        object.__setattr__(self, "query_source", self._resolve_source())
+        if self.query_source == "val":
+            if self.n_val < self.n_queries:
+                raise UserError(f"the validation set has {self.n_val} examples, fewer than n_queries={self.n_queries}")
+            if self.n_pool < self.n_demos:
+                raise UserError(f"the pool has {self.n_pool} examples, fewer than n_demos={self.n_demos}")
+        elif self.n_pool < self.n_demos + self.n_queries:
+            raise UserError(f"the pool has {self.n_pool} examples, fewer than n_demos + n_queries = "
+                            f"{self.n_demos + self.n_queries}")
+        if self.query_source == "fold" and self.n_pool // 2 < max(self.n_demos, self.n_queries):
+            raise UserError(f"a 2-fold split of {self.n_pool} examples is too small for n_demos={self.n_demos}, "
+                            f"n_queries={self.n_queries}; use query source 'rest'")
+
+    def _resolve_source(self) -> str:
+        if self.query_source != "auto":
+            return self.query_source
+        if self.n_val:
+            return "val"
+        return "fold" if self.n_pool // 2 >= max(self.n_demos, self.n_queries) else "rest"
+
+    @cached_property
+    def folds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The 2-fold split of the pool (sorted index arrays)."""
+        order = np.random.default_rng([self.seed, 0xF01D]).permutation(self.n_pool)
+        half = self.n_pool // 2
+        return np.sort(order[:half]), np.sort(order[half:])
+
+    @cached_property
+    def _fold_of(self) -> np.ndarray:
+        fold_of = np.zeros(self.n_pool, dtype=np.int8)
+        fold_of[self.folds[1]] = 1
+        return fold_of
+
+    def episodes(self) -> list[Episode]:
+        """Every planned episode, in id order. Each pool example is a demonstration at least once per round."""
+        groups = list(self.folds) if self.query_source == "fold" else [np.arange(self.n_pool)]
+        plan: list[Episode] = []
+        for rnd in range(self.rounds):
+            rng = np.random.default_rng([self.seed, rnd])
+            for group in groups:
+                order = rng.permutation(group)
+                for start in range(0, len(order), self.n_demos):
+                    demos = order[start:start + self.n_demos]
+                    if len(demos) < self.n_demos:  # top up the last chunk with other members of the group
+                        others = np.setdiff1d(group, demos)
+                        demos = np.concatenate([demos, rng.choice(others, self.n_demos - len(demos), replace=False)])
+                    demos = tuple(int(i) for i in demos)
+                    plan.append(Episode(len(plan), rnd, demos, self._draw_queries(demos, rng)))
+        return plan
+
+    def retry(self, episode: Episode, attempt: int) -> Episode:
+        """The same demonstrations with fresh queries; a pure function of (seed, episode id, attempt)."""
+        rng = np.random.default_rng([self.seed, 0x2E7, episode.id, attempt])
+        return Episode(episode.id, episode.round, episode.demos, self._draw_queries(episode.demos, rng), attempt)
+
+    def _draw_queries(self, demos: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
+        if self.query_source == "val":
+            candidates = np.arange(self.n_val)
+        elif self.query_source == "fold":
+            candidates = self.folds[1 - int(self._fold_of[demos[0]])]
+        else:
+            candidates = np.setdiff1d(np.arange(self.n_pool), np.asarray(demos))
+        return tuple(int(i) for i in rng.choice(candidates, self.n_queries, replace=False))

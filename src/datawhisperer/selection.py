@@ -1,0 +1,58 @@
+"""The result of a run: scores for every pool example, and subsets of any budget."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import budget_count, parse_budget
+from .data import Table, atomic_write_text, write_subset
+from .scoring import ranking
+
+
+@dataclass
+class Selection:
+    table: Table
+    scores: np.ndarray  # float64, NaN where no finished episode scored the example
+    appearances: np.ndarray
+    info: dict = field(default_factory=dict)  # what run.json holds
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def ranking(self) -> np.ndarray:
+        """Pool indices from best to worst (unscored last, ties in input order)."""
+        return ranking(self.scores)
+
+    def top_indices(self, budget: float | str) -> list[int]:
+        """The floor(budget x N) best indices (at least one), best first."""
+        return self.ranking()[: budget_count(parse_budget(budget), len(self))].tolist()
+
+    def subset(self, budget: float | str) -> list[dict]:
+        """The selected records themselves, best first."""
+        return [self.table.records[i] for i in self.top_indices(budget)]
+
+    def score_rows(self) -> list[dict]:
+        return [{"index": i, "score": None if math.isnan(s) else float(s), "appearances": int(a)}
+                for i, (s, a) in enumerate(zip(self.scores, self.appearances))]
+
+    def write_scores(self, out: Path) -> Path:
+        path = Path(out) / "scores.jsonl"
+        atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in self.score_rows()))
+        return path
+
+    def write_subset(self, out: Path, budget: str) -> Path:
+        """`selected-<budget as typed><ext>` in the pool's own format."""
+        return write_subset(self.table, self.top_indices(budget), Path(out) / f"selected-{budget}{self.table.suffix}")
+
+    def save(self, out: str | Path, budgets: list[str]) -> list[Path]:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        return [self.write_scores(out), *(self.write_subset(out, b) for b in budgets)]
+
+    def unscored(self) -> int:
+        return int(np.isnan(self.scores).sum())
