@@ -20,7 +20,6 @@ from .scoring import EpisodeOutcome
 
 RUN_FILE = "run.json"
 EPISODES_FILE = "episodes.jsonl"
-LOCK_FILE = ".lock"
 
 
 class EpisodeLog:
@@ -61,25 +60,26 @@ class EpisodeLog:
 
 
 class DirectoryLock:
+    """An exclusive flock on the directory itself (no lock file is left behind)."""
+
     def __init__(self, directory: Path) -> None:
-        self.path = Path(directory) / LOCK_FILE
-        self._fh = None
+        self.directory = Path(directory)
+        self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a")
+        self._fd = os.open(self.directory, os.O_RDONLY)
         try:
-            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._fh.close()
-            self._fh = None
-            raise UserError(f"{self.path.parent} is in use by another datawhisperer process") from None
+            os.close(self._fd)
+            self._fd = None
+            raise UserError(f"{self.directory} is in use by another datawhisperer process") from None
 
     def release(self) -> None:
-        if self._fh is not None:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 def content_hash(path: str | os.PathLike | None) -> str | None:
@@ -108,34 +108,38 @@ def describe_differences(saved: dict, current: dict) -> str:
 
 def our_files(directory: Path) -> list[Path]:
     """Files a run writes into its directory."""
-    names = [RUN_FILE, "scores.jsonl", LOCK_FILE]
+    names = [RUN_FILE, "scores.jsonl"]
     found = [directory / n for n in names if (directory / n).exists()]
     found += sorted(directory.glob("episodes*.jsonl")) + sorted(directory.glob("selected-*"))
     return found
 
 
-def prepare_directory(directory: Path, fingerprint: dict, resume: bool, overwrite: bool) -> None:
-    """Refuse to mix runs: a directory holding another run needs --resume (same fingerprint) or --overwrite."""
-    run_file = directory / RUN_FILE
-    existing = run_file.exists() or any(directory.glob("episodes*.jsonl"))
-    if existing and overwrite:
-        import shutil
+def holds_run(directory: Path) -> bool:
+    return (directory / RUN_FILE).exists() or any(directory.glob("episodes*.jsonl"))
 
-        for path in our_files(directory):
-            if path.name == LOCK_FILE:
-                continue
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+def check_directory(directory: Path, fingerprint: dict, resume: bool, overwrite: bool) -> None:
+    """Read-only: refuse to mix runs. Another run's directory needs --resume (same settings) or --overwrite."""
+    if not directory.is_dir() or not holds_run(directory) or overwrite:
         return
-    if existing and not resume:
+    if not resume:
         raise UserError(f"{directory} holds another run's files; use --resume to continue it or --overwrite to replace it")
-    if existing and resume:
-        try:
-            saved = json.loads(run_file.read_text(encoding="utf-8")).get("fingerprint", {})
-        except (OSError, json.JSONDecodeError):
-            raise UserError(f"cannot resume: {run_file} is missing or unreadable") from None
-        if saved != fingerprint:
-            raise UserError(f"cannot resume: the run in {directory} was made with other settings "
-                            f"({describe_differences(saved, fingerprint)})")
+    run_file = directory / RUN_FILE
+    try:
+        saved = json.loads(run_file.read_text(encoding="utf-8")).get("fingerprint", {})
+    except (OSError, json.JSONDecodeError):
+        raise UserError(f"cannot resume: {run_file} is missing or unreadable") from None
+    if saved != fingerprint:
+        raise UserError(f"cannot resume: the run in {directory} was made with other settings "
+                        f"({describe_differences(saved, fingerprint)})")
+
+
+def clear_directory(directory: Path) -> None:
+    """Remove a previous run's files (--overwrite); other files are left alone."""
+    import shutil
+
+    for path in our_files(directory):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def write_run_file(directory: Path, info: dict) -> None:

@@ -18,13 +18,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__
-from .backends import load_backend
+from .backends import BACKENDS, load_backend
 from .checkpoint import (
     EPISODES_FILE,
     DirectoryLock,
     EpisodeLog,
+    check_directory,
+    clear_directory,
     content_hash,
-    prepare_directory,
     records_hash,
     write_run_file,
 )
@@ -266,16 +267,18 @@ def select(config: SelectConfig, records: list[dict] | None = None, backend=None
     prepared = prepare(config, records)
     out = Path(config.out) if config.out else None
     log_line = (lambda m: None) if config.quiet else stderr
+    if out is not None and out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    backend_cls = BACKENDS.get(config.backend) if backend is None else None
+    if hasattr(backend_cls, "preflight"):  # cheap checks (model path) before touching --out
+        backend_cls.preflight(model=config.model)
     lock = None
     if out is not None:
-        if out.exists() and not out.is_dir():
-            raise UserError(f"--out {out} exists and is not a directory")
-        out.mkdir(parents=True, exist_ok=True)
-        lock = DirectoryLock(out)
-        lock.acquire()
+        check_directory(out, prepared.fingerprint, config.resume, config.overwrite)
+        if out.is_dir():
+            lock = DirectoryLock(out)
+            lock.acquire()
     try:
-        if out is not None:
-            prepare_directory(out, prepared.fingerprint, config.resume, config.overwrite)
         load_start = time.perf_counter()
         if backend is None:
             if config.quiet:
@@ -286,6 +289,13 @@ def select(config: SelectConfig, records: list[dict] | None = None, backend=None
                                    layer=config.layer, max_length=config.max_length, log=log_line)
         load_seconds = time.perf_counter() - load_start
         start = time.perf_counter()
+        if out is not None:  # only now, with the model loaded, does --out change
+            out.mkdir(parents=True, exist_ok=True)
+            if lock is None:
+                lock = DirectoryLock(out)
+                lock.acquire()
+            if config.overwrite:
+                clear_directory(out)
         log = EpisodeLog(out / EPISODES_FILE) if out is not None else None
         done = {(o.episode, o.attempt): o for o in log.read()} if log is not None else {}
         if out is not None:

@@ -79,6 +79,11 @@ class HFBackend:
                             "dtype": str(self.dtype).removeprefix("torch."), "max_length": self.max_length,
                             "parameters": sum(p.numel() for p in self.model.parameters())}
 
+    @staticmethod
+    def preflight(model: str | None = None, **_ignored) -> None:
+        """Fail fast on a model that cannot be found, before any output directory is touched."""
+        resolve_model(model)
+
     def _pad_id(self) -> int:
         for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0):
             if candidate is not None:

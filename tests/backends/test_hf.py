@@ -1,0 +1,79 @@
+import pytest
+import torch
+from conftest import byte_tokenizer, tiny_model
+
+from datawhisperer.backends.hf import HFBackend
+from datawhisperer.errors import UserError
+from datawhisperer.prompts import PromptBuilder
+from datawhisperer.tasks import Example
+
+DEMOS = [Example((("user", "cat"),), "cats"), Example((("user", "bus stop"),), "bus stops")]
+QUERIES = [Example((("user", "dog"),), "dogs"), Example((("user", "a much longer query text"),), "x"),
+           Example((("user", "fox"),), "foxes")]
+
+
+@pytest.fixture(scope="module")
+def backend():
+    tokenizer = byte_tokenizer()
+    return HFBackend(preloaded=(tiny_model("qwen2", tokenizer, seed=3), tokenizer), device="cpu")
+
+
+def test_greedy_answers_with_shared_prefix_equal_generate(backend):
+    prompt = PromptBuilder(backend.tokenizer, "Pluralise.", "single").build(DEMOS, QUERIES)
+    result = backend.run_episode(prompt, backend.layer, max_new_tokens=12)
+    model, tokenizer = backend.model, backend.tokenizer
+    for text, suffix in zip(result.texts, prompt.suffixes):
+        ids = tokenizer(prompt.prefix, add_special_tokens=False)["input_ids"] + \
+            tokenizer(suffix, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            out = model.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
+        expected = tokenizer.decode(out[0, len(ids):], skip_special_tokens=True).strip()
+        assert text == expected
+
+
+def test_stop_strings_cut_the_answer(backend):
+    prompt = PromptBuilder(backend.tokenizer, "Pluralise.", "single").build(DEMOS, QUERIES[:1])
+    [free] = backend.run_episode(prompt, backend.layer, max_new_tokens=10).texts
+    if len(free) >= 4:
+        stop = free[2:4]
+        [cut] = backend.run_episode(prompt, backend.layer, max_new_tokens=10, stop=(stop,)).texts
+        assert stop not in cut and free.startswith(cut)
+
+
+def test_likelihood_scores_are_the_gold_answer_mean_token_probability(backend):
+    prompt = PromptBuilder(backend.tokenizer, "Pluralise.", "single").build(DEMOS, QUERIES)
+    answers = [q.answer for q in QUERIES]
+    result = backend.score_answers(prompt, answers, backend.layer)
+    tokenizer, model = backend.tokenizer, backend.model
+    prefix = tokenizer(prompt.prefix, add_special_tokens=False)["input_ids"]
+    for score, suffix, answer in zip(result.token_scores, prompt.suffixes, answers):
+        query = tokenizer(suffix, add_special_tokens=False)["input_ids"]
+        gold = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        ids = prefix + query + gold
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0].float()
+        probs = logits[len(prefix) + len(query) - 1:-1].softmax(-1)
+        expected = probs.gather(-1, torch.tensor(gold).unsqueeze(-1)).mean()
+        assert score == pytest.approx(float(expected), abs=1e-5)
+    # attention in likelihood mode counts the query tokens only, as in generation
+    generated = backend.run_episode(prompt, backend.layer, max_new_tokens=1)
+    assert result.demo_mass == pytest.approx(generated.demo_mass, abs=1e-4)
+
+
+def test_load_from_directory_and_layer_checks(tiny_model_dir):
+    backend = HFBackend(model=str(tiny_model_dir), device="cpu", log=lambda m: None)
+    assert backend.num_layers == 3 and backend.layer == 1  # round(0.4 * 3)
+    assert backend.description["dtype"] == "float32"
+    assert HFBackend(model=str(tiny_model_dir), layer=-1, device="cpu").layer == 2
+    with pytest.raises(UserError, match="layer 7 is outside the model"):
+        HFBackend(model=str(tiny_model_dir), layer=7, device="cpu")
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        HFBackend(model=str(tmp_path / "nope"))
+    with pytest.raises(UserError, match="no config.json"):
+        HFBackend(model=str(tmp_path))
+    with pytest.raises(UserError, match="not in the local Hugging Face cache"):
+        HFBackend(model="someone/not-a-cached-model")

@@ -1,0 +1,174 @@
+import json
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import plural_records, write_jsonl
+
+from datawhisperer.cli import main
+
+FAKE = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--quiet"]
+
+
+def run_cli(*args):
+    return main([str(a) for a in args])
+
+
+def test_select_writes_every_output(tmp_path):
+    pool = write_jsonl(tmp_path / "pool.jsonl", plural_records(24))
+    out = tmp_path / "out"
+    assert run_cli("select", pool, "--out", out, "--budget", "0.1", "--budget", "0.25", *FAKE) == 0
+    rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in rows] == list(range(24))
+    assert all(r["appearances"] >= 1 and isinstance(r["score"], float) for r in rows)
+    lines = (tmp_path / "pool.jsonl").read_text().splitlines()
+    best = sorted(rows, key=lambda r: (-r["score"], r["index"]))
+    selected = (out / "selected-0.1.jsonl").read_text().splitlines()
+    assert selected == [lines[r["index"]] for r in best[:2]]  # floor(0.1 * 24) = 2, best first, verbatim
+    assert len((out / "selected-0.25.jsonl").read_text().splitlines()) == 6
+    info = json.loads((out / "run.json").read_text())
+    for key in ("config", "model", "layer", "episodes", "failed_episodes", "selection_seconds",
+                "model_load_seconds", "peak_rss_mb"):
+        assert key in info
+    assert info["episodes"] == 8 and info["failed_episodes"] == 0
+    episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert len(episodes) == 8 and all(len(e["weights"]) == 3 and len(e["query_scores"]) == 2 for e in episodes)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "parquet", "hf"])
+def test_selected_subset_keeps_the_input_format(tmp_path, fmt):
+    records = plural_records(20)
+    if fmt == "json":
+        pool = tmp_path / "pool.json"
+        pool.write_text(json.dumps(records, indent=1))
+    elif fmt == "csv":
+        pool = tmp_path / "pool.csv"
+        pool.write_text("text,label\n" + "".join(f"{r['text']},{r['label']}\n" for r in records))
+    elif fmt == "parquet":
+        pool = tmp_path / "pool.parquet"
+        pq.write_table(pa.Table.from_pylist(records), pool)
+    else:
+        import datasets
+
+        pool = tmp_path / "pool_ds"
+        datasets.Dataset.from_list(records).save_to_disk(str(pool))
+    out = tmp_path / "out"
+    assert run_cli("select", pool, "--out", out, "--budget", "0.2", *FAKE) == 0
+    suffix = {"hf": ""}.get(fmt, "." + fmt)
+    selected = out / f"selected-0.2{suffix}"
+    assert selected.exists()
+    from datawhisperer.data import load_table
+
+    chosen = load_table(selected).records
+    assert len(chosen) == 4 and all(r in records for r in chosen)
+
+
+def test_chat_records(tmp_path):
+    records = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"q{i}"}]}
+               for i in range(12)]
+    pool = write_jsonl(tmp_path / "chat.jsonl", records)
+    assert run_cli("select", pool, "--out", tmp_path / "out", *FAKE) == 0
+
+
+def test_unparseable_answers_fail_episodes_and_are_never_scored_zero(tmp_path):
+    import datawhisperer
+    from datawhisperer.backends.fake import FakeBackend
+
+    out = tmp_path / "out"
+    datawhisperer.select(plural_records(12), backend_instance=FakeBackend(answer_fn=lambda suffix: "no idea"),
+                         task="classification", query_mode="multi", max_retries=1, n_demos=3, n_queries=2,
+                         out=str(out), quiet=True)
+    info = json.loads((out / "run.json").read_text())
+    assert info["episodes"] == 0 and info["failed_episodes"] == 8  # 4 planned, each re-drawn once
+    assert info["failure_reasons"] == {"numbered answers could not be parsed": 8}
+    rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    assert all(r["score"] is None for r in rows)
+
+
+def test_prompt_longer_than_context_drops_demonstrations(tmp_path):
+    records = [{"text": ("long " * 40 if i % 3 == 0 else "w") + str(i), "label": str(i)} for i in range(18)]
+    pool = write_jsonl(tmp_path / "pool.jsonl", records)
+    out = tmp_path / "out"
+    assert run_cli("select", pool, "--out", out, "--max-length", "70", *FAKE) == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["truncated_episodes"] > 0 and info["demonstrations_dropped_for_context"] > 0
+
+
+def test_tiny_hf_model_directory_end_to_end(tmp_path, tiny_model_dir):
+    pool = write_jsonl(tmp_path / "pool.jsonl", plural_records(10))
+    out = tmp_path / "out"
+    assert run_cli("select", pool, "--out", out, "--model", tiny_model_dir, "--task", "classification",
+                   "--n-demos", "2", "--n-queries", "2", "--max-new-tokens", "3", "--quiet", "--metric",
+                   "exact_match") == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["model"]["architecture"] == "LlamaForCausalLM" and info["layer"] == 1
+    assert len((out / "scores.jsonl").read_text().splitlines()) == 10
+
+
+BAD = [
+    (["missing.jsonl"], "no such file"),
+    (["bad.jsonl"], "malformed JSON on line 2"),
+    (["latin.jsonl"], "not UTF-8"),
+    (["nofield.jsonl"], "record 1 has no field 'label'"),
+    (["empty.jsonl"], "holds no records"),
+    (["small.jsonl"], "fewer than n_demos + n_queries"),
+    (["pool.jsonl", "--budget", "1.5"], "outside (0, 1]"),
+    (["pool.jsonl", "--budget", "ten"], "not a number"),
+    (["pool.jsonl", "--budget", "0"], "outside (0, 1]"),
+    (["pool.jsonl", "--task", "clasification"], "did you mean 'classification'"),
+    (["pool.jsonl", "--metric", "rougel"], "did you mean 'rouge_l'"),
+    (["pool.jsonl", "--n-demos", "0"], "n-demos must be at least 1"),
+    (["pool.jsonl", "--n-queries", "0"], "n-queries must be at least 1"),
+    (["pool.jsonl", "--backend", "hf", "--model", "no/such/dir"], "not found"),
+    (["pool.jsonl", "--layer", "99"], "layer 99 is outside the model"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD)
+def test_bad_input_one_line_error_nothing_written(tmp_path, capsys, args, message):
+    write_jsonl(tmp_path / "pool.jsonl", plural_records(12))
+    (tmp_path / "bad.jsonl").write_text('{"text": "a", "label": "b"}\n{"text": \n')
+    (tmp_path / "latin.jsonl").write_bytes('{"text": "caf\xe9", "label": "x"}\n'.encode("latin-1"))
+    write_jsonl(tmp_path / "nofield.jsonl", [{"text": "a", "label": "b"}, {"text": "c"}])
+    (tmp_path / "empty.jsonl").write_text("")
+    write_jsonl(tmp_path / "small.jsonl", plural_records(4))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("user file")
+    code = run_cli("select", tmp_path / args[0], "--out", out, *FAKE, *args[1:])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_refuses_to_mix_with_another_run(tmp_path, capsys):
+    pool = write_jsonl(tmp_path / "pool.jsonl", plural_records(12))
+    out = tmp_path / "out"
+    assert run_cli("select", pool, "--out", out, *FAKE) == 0
+    before = (out / "scores.jsonl").read_bytes()
+    assert run_cli("select", pool, "--out", out, *FAKE, "--seed", "5") == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "scores.jsonl").read_bytes() == before
+    assert run_cli("select", pool, "--out", out, *FAKE, "--seed", "5", "--overwrite") == 0
+
+
+def test_console_script_reports_errors_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "datawhisperer", "select", str(tmp_path / "x.jsonl")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"datawhisperer select: error: no such file or directory: {tmp_path / 'x.jsonl'}"
+
+
+def test_python_api_mirrors_the_cli(tmp_path):
+    import datawhisperer
+
+    records = plural_records(16)
+    selection = datawhisperer.select(records, backend="fake", task="classification", n_demos=3, n_queries=2,
+                                     quiet=True, budget=[0.25])
+    assert len(selection.scores) == 16 and (selection.appearances >= 1).all()
+    subset = selection.subset(0.25)
+    assert len(subset) == 4 and subset[0] == records[int(selection.ranking()[0])]

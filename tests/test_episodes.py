@@ -1,0 +1,72 @@
+from collections import Counter
+
+import pytest
+
+from datawhisperer.episodes import EpisodePlan
+from datawhisperer.errors import UserError
+
+
+@pytest.mark.parametrize("n_pool,n_demos,n_queries,rounds", [(23, 5, 3, 1), (100, 10, 5, 3), (8, 5, 3, 2)])
+def test_every_example_is_a_demo_each_round_and_queries_are_disjoint(n_pool, n_demos, n_queries, rounds):
+    plan = EpisodePlan(n_pool, n_demos, n_queries, rounds=rounds, seed=3)
+    episodes = plan.episodes()
+    for rnd in range(rounds):
+        seen = Counter(i for e in episodes if e.round == rnd for i in e.demos)
+        assert set(seen) == set(range(n_pool))
+    for e in episodes:
+        assert len(e.demos) == n_demos and len(set(e.demos)) == n_demos
+        assert len(e.queries) == n_queries and len(set(e.queries)) == n_queries
+        assert not set(e.demos) & set(e.queries)
+    assert [e.id for e in episodes] == list(range(len(episodes)))
+
+
+def test_two_fold_split_draws_queries_from_the_other_fold():
+    plan = EpisodePlan(40, 5, 3, seed=1)
+    assert plan.query_source == "fold"
+    first, second = (set(f.tolist()) for f in plan.folds)
+    for e in plan.episodes():
+        demo_fold = first if e.demos[0] in first else second
+        assert set(e.demos) <= demo_fold
+        assert not set(e.queries) & demo_fold
+
+
+def test_small_pool_falls_back_to_rest_of_pool():
+    assert EpisodePlan(8, 5, 3).query_source == "rest"
+
+
+def test_validation_queries_index_the_validation_set():
+    plan = EpisodePlan(30, 5, 3, n_val=4)
+    assert plan.query_source == "val"
+    assert all(max(e.queries) < 4 for e in plan.episodes())
+
+
+def test_plan_is_a_function_of_the_seed():
+    a = EpisodePlan(50, 5, 3, rounds=2, seed=7).episodes()
+    b = EpisodePlan(50, 5, 3, rounds=2, seed=7).episodes()
+    c = EpisodePlan(50, 5, 3, rounds=2, seed=8).episodes()
+    assert a == b and a != c
+
+
+def test_demos_are_random_draws_not_file_order():
+    first = EpisodePlan(200, 5, 3, seed=0).episodes()[0]
+    assert list(first.demos) != sorted(first.demos) or max(first.demos) - min(first.demos) > 4
+
+
+def test_retry_keeps_demos_and_redraws_queries_deterministically():
+    plan = EpisodePlan(60, 5, 3, seed=2)
+    episode = plan.episodes()[4]
+    again = plan.retry(episode, 1)
+    assert again.demos == episode.demos and again.attempt == 1 and again.id == episode.id
+    assert again == plan.retry(episode, 1)
+    assert plan.retry(episode, 2).queries != again.queries or plan.retry(episode, 3).queries != again.queries
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(n_pool=0, n_demos=5, n_queries=3), "empty"),
+    (dict(n_pool=7, n_demos=5, n_queries=3), "fewer than n_demos"),
+    (dict(n_pool=10, n_demos=0, n_queries=3), "at least 1"),
+    (dict(n_pool=10, n_demos=2, n_queries=3, n_val=2), "validation set has 2"),
+])
+def test_bad_plans_are_refused(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        EpisodePlan(**kwargs)
