@@ -29,8 +29,8 @@ class EpisodeLog:
         self.path = Path(path)
         self._fh = None
 
-    def read(self) -> list[EpisodeOutcome]:
-        """All complete lines; a torn final line is cut off the file."""
+    def read(self, repair: bool = True) -> list[EpisodeOutcome]:
+        """All complete lines; a torn final line (a kill mid-write) is ignored, and with `repair` cut off."""
         if not self.path.exists():
             return []
         data = self.path.read_bytes()
@@ -41,13 +41,22 @@ class EpisodeLog:
                 outcomes.append(EpisodeOutcome.from_dict(json.loads(line)))
             except (json.JSONDecodeError, TypeError) as exc:
                 raise UserError(f"{self.path}: line {lineno} is not an episode record ({exc})") from None
-        if len(complete) != len(data):
-            with open(self.path, "r+b") as fh:
-                fh.truncate(len(complete))
+        if repair and len(complete) != len(data):
+            self._cut_torn_tail()
         return outcomes
+
+    def _cut_torn_tail(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, "r+b") as fh:
+            data = fh.read()
+            complete = data.rfind(b"\n") + 1
+            if complete != len(data):
+                fh.truncate(complete)
 
     def append(self, outcome: EpisodeOutcome) -> None:
         if self._fh is None:
+            self._cut_torn_tail()
             self._fh = open(self.path, "a", encoding="utf-8")
         self._fh.write(outcome.to_json() + "\n")
         self._fh.flush()
@@ -75,11 +84,26 @@ class DirectoryLock:
             self._fd = None
             raise UserError(f"{self.directory} is in use by another datawhisperer process") from None
 
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def read_logs(directory: Path) -> dict[tuple[int, int], EpisodeOutcome]:
+    """Every outcome in the directory's episode logs (the run's own and any rank's), by (episode, attempt)."""
+    outcomes: dict[tuple[int, int], EpisodeOutcome] = {}
+    if directory is None or not Path(directory).is_dir():
+        return outcomes
+    for path in sorted(Path(directory).glob("episodes*.jsonl")):
+        for outcome in EpisodeLog(path).read(repair=False):
+            outcomes[(outcome.episode, outcome.attempt)] = outcome
+    return outcomes
 
 
 def content_hash(path: str | os.PathLike | None) -> str | None:

@@ -53,6 +53,8 @@ class SelectConfig:
                         "likelihood: no decoding, the gold answer's mean token probability", choices=SCORINGS)
     weighting: str = _opt("paper", "demonstration weights: paper (attention), uniform, debiased")
     max_retries: int = _opt(3, "re-draws of a failed episode's queries before its demos go unscored by it")
+    shard: str | None = _opt(None, "i/n: play only shard i of n of the episodes into --out (for job arrays); "
+                             "combine the shards with `datawhisperer merge`")
     resume: bool = _opt(False, "continue a run in --out that was interrupted")
     overwrite: bool = _opt(False, "replace another run's files in --out")
     quiet: bool = _opt(False, "no progress bar or summary")
@@ -77,6 +79,10 @@ class SelectConfig:
             if choices and getattr(self, f.name) not in choices:
                 raise UserError(f"{f.name.replace('_', '-')} must be one of {', '.join(choices)}, "
                                 f"not {getattr(self, f.name)!r}")
+        if self.shard is not None:
+            from .distributed import parse_shard
+
+            parse_shard(self.shard)
         if self.resume and self.overwrite:
             raise UserError("--resume and --overwrite contradict each other")
 

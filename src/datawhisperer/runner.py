@@ -11,11 +11,9 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-from tqdm.auto import tqdm
 
 from . import __version__
 from .backends import BACKENDS, load_backend
@@ -26,16 +24,18 @@ from .checkpoint import (
     check_directory,
     clear_directory,
     content_hash,
+    read_logs,
     records_hash,
     write_run_file,
 )
 from .config import SelectConfig
-from .data import Table, load_table, table_from_records
-from .episodes import Episode, EpisodePlan
+from .data import Table, atomic_write_text, load_table, table_from_records
+from .distributed import Group, Topology, detect
+from .episodes import EpisodePlan
 from .errors import UserError
 from .metrics import Metric, resolve_metric
-from .prompts import PromptBuilder, parse_numbered_answers
-from .scoring import WEIGHTINGS, EpisodeOutcome, aggregate, normalise
+from .player import EpisodePlayer, play_share
+from .scoring import WEIGHTINGS, EpisodeOutcome, aggregate
 from .selection import Selection
 from .tasks import Example, FieldMap, TaskSpec, examples_from_records, load_task
 
@@ -95,106 +95,6 @@ def prepare(config: SelectConfig, records: list[dict] | None = None) -> Prepared
     return Prepared(config, table, examples, queries, task, metric, plan, max_new_tokens, fingerprint)
 
 
-class EpisodePlayer:
-    """Plays one episode on a backend and turns what it returns into an EpisodeOutcome."""
-
-    def __init__(self, prepared: Prepared, backend) -> None:
-        self.prepared = prepared
-        self.backend = backend
-        config = prepared.config
-        self.builder = PromptBuilder(backend.tokenizer, config.instruction or prepared.task.instruction,
-                                     config.query_mode)
-        self.stop = tuple(prepared.task.stop) + self.builder.stop
-        self.layer = backend.layer
-        self.truncated_episodes = 0
-
-    def _fit(self, demo_ids: list[int], queries: list[Example]):
-        """Render the episode, dropping the longest demonstrations until it fits the context."""
-        examples = self.prepared.examples
-        shown, dropped = list(demo_ids), []
-        extra = self.prepared.max_new_tokens
-        if self.prepared.config.scoring == "likelihood":
-            extra = max(self.backend.count_tokens(q.answer) for q in queries) + 1
-        while shown:
-            prompt = self.builder.build([examples[i] for i in shown], queries)
-            need = self.backend.count_tokens(prompt.prefix) + max(map(self.backend.count_tokens, prompt.suffixes))
-            if need + extra <= self.backend.max_length:
-                return prompt, shown, dropped
-            lengths = [hi - lo for lo, hi in prompt.demo_spans]
-            dropped.append(shown.pop(int(np.argmax(lengths))))
-        return None, [], dropped
-
-    def play(self, episode: Episode) -> EpisodeOutcome:
-        start = time.perf_counter()
-        queries = [self.prepared.queries[q] for q in episode.queries]
-        outcome = EpisodeOutcome(episode.id, episode.attempt, episode.round, [], list(episode.queries),
-                                 None, [], [])
-        prompt, shown, dropped = self._fit(list(episode.demos), queries)
-        outcome.dropped = dropped
-        if prompt is None:
-            outcome.failed, outcome.reason = True, "queries alone exceed the context length"
-            return outcome
-        if dropped:
-            self.truncated_episodes += 1
-        outcome.demos = shown
-        config = self.prepared.config
-        if config.scoring == "likelihood":
-            result = self.backend.score_answers(prompt, [q.answer for q in queries], self.layer)
-            scores: list[float | None] = list(result.token_scores)
-        else:
-            result = self.backend.run_episode(prompt, self.layer, self.prepared.max_new_tokens, self.stop)
-            answers = result.texts
-            if config.query_mode == "multi":
-                answers = parse_numbered_answers(result.texts[0], len(queries))
-                outcome.answers = list(result.texts)
-            if answers is None:
-                outcome.failed, outcome.reason = True, "numbered answers could not be parsed"
-            else:
-                outcome.answers = list(answers)
-                scores = [self.prepared.metric(a, q.answer) for a, q in zip(answers, queries)]
-                if any(s is None for s in scores):
-                    outcome.failed, outcome.reason = True, "an answer could not be parsed by the metric"
-        mass = np.asarray(result.demo_mass, dtype=np.float64).sum(axis=0)
-        outcome.demo_tokens = [int(n) for n in result.demo_tokens]
-        outcome.attention = (mass / np.maximum(result.demo_tokens, 1)).tolist()
-        outcome.weights = normalise(outcome.attention)
-        outcome.prompt_tokens = int(result.prompt_tokens)
-        if not outcome.failed:
-            outcome.query_scores = [float(s) for s in scores]
-        outcome.seconds = time.perf_counter() - start
-        return outcome
-
-
-def play_share(player: EpisodePlayer, rank: int, world_size: int, done: dict, log: EpisodeLog | None,
-               progress: bool) -> list[EpisodeOutcome]:
-    """Play this rank's share of the plan, re-drawing failed episodes; skip what `done` holds."""
-    plan = player.prepared.plan
-    max_retries = player.prepared.config.max_retries
-    mine = [e for e in plan.episodes() if e.id % world_size == rank]
-    outcomes: list[EpisodeOutcome] = []
-    failures = 0
-    bar = tqdm(total=len(mine), disable=not progress, unit="episode", desc="scoring", file=sys.stderr,
-               dynamic_ncols=True)
-    for planned in mine:
-        episode = planned
-        while True:
-            outcome = done.get((episode.id, episode.attempt))
-            if outcome is None:
-                outcome = player.play(episode)
-                if log is not None:
-                    log.append(outcome)
-            outcomes.append(outcome)
-            if not outcome.failed or episode.attempt >= max_retries:
-                break
-            failures += 1
-            episode = plan.retry(planned, episode.attempt + 1)
-        bar.update(1)
-        if failures:
-            bar.set_postfix(failed=failures)
-    bar.close()
-    return outcomes
-
-
 def peak_memory() -> dict:
     memory = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     try:
@@ -207,20 +107,27 @@ def peak_memory() -> dict:
     return memory
 
 
-def build_selection(prepared: Prepared, outcomes: list[EpisodeOutcome], info: dict) -> Selection:
-    result = aggregate(outcomes, len(prepared.examples), prepared.config.weighting)
-    return Selection(prepared.table, result.scores, result.appearances, info)
+def missing_episodes(plan: EpisodePlan, max_retries: int, outcomes: dict, share: tuple[int, int] = (0, 1)) -> list[int]:
+    """Planned episode ids (of one share) without a final outcome: a success, or the last allowed re-draw."""
+    rank, world = share
+    missing = []
+    for episode in plan.episodes():
+        if episode.id % world != rank:
+            continue
+        attempt = 0
+        while (episode.id, attempt) in outcomes and outcomes[(episode.id, attempt)].failed and attempt < max_retries:
+            attempt += 1
+        if (episode.id, attempt) not in outcomes:
+            missing.append(episode.id)
+    return missing
 
 
-def run_info(prepared: Prepared, outcomes: list[EpisodeOutcome], backend_info: dict, timings: dict,
-             truncated: int, share: dict | None = None) -> dict:
+def run_info(prepared: Prepared, outcomes: list[EpisodeOutcome], backend_info: dict, timings: dict) -> dict:
     finished = [o for o in outcomes if not o.failed]
-    demos_dropped = sum(len(o.dropped) for o in finished)
-    config = prepared.config.to_dict()
     return {
         "status": "finished",
         "datawhisperer_version": __version__,
-        "config": config,
+        "config": prepared.config.to_dict(),
         "fingerprint": prepared.fingerprint,
         "task": {"name": prepared.task.name, "metric": prepared.fingerprint["metric"],
                  "instruction": prepared.fingerprint["instruction"], "max_new_tokens": prepared.max_new_tokens},
@@ -231,22 +138,27 @@ def run_info(prepared: Prepared, outcomes: list[EpisodeOutcome], backend_info: d
         "planned_episodes": len(prepared.plan.episodes()),
         "episodes": len(finished),
         "failed_episodes": len(outcomes) - len(finished),
-        "failure_reasons": _count([o.reason for o in outcomes if o.failed]),
-        "truncated_episodes": truncated,
-        "demonstrations_dropped_for_context": demos_dropped,
+        "failure_reasons": dict(Counter(o.reason for o in outcomes if o.failed)),
+        "truncated_episodes": sum(bool(o.dropped) for o in finished),
+        "demonstrations_dropped_for_context": sum(len(o.dropped) for o in finished),
         "prompt_tokens": int(sum(o.prompt_tokens for o in outcomes)),
         "episode_seconds_total": round(sum(o.seconds for o in outcomes), 3),
         **timings,
-        **peak_memory(),
-        **({"shard": share} if share else {}),
     }
 
 
-def _count(items: list) -> dict:
-    counts: dict = {}
-    for item in items:
-        counts[item] = counts.get(item, 0) + 1
-    return counts
+def finalize(prepared: Prepared, outcomes: dict, out: Path | None, info: dict) -> Selection:
+    """Aggregate every outcome and write the outputs: the merged episode log, scores, subsets, run.json."""
+    ordered = [outcomes[key] for key in sorted(outcomes)]
+    result = aggregate(ordered, len(prepared.examples), prepared.config.weighting)
+    selection = Selection(prepared.table, result.scores, result.appearances, info)
+    if out is not None:
+        atomic_write_text(out / EPISODES_FILE, "".join(o.to_json() + "\n" for o in ordered))
+        for rank_log in out.glob("episodes.rank-*.jsonl"):
+            rank_log.unlink()
+        selection.save(out, prepared.config.budget)
+        write_run_file(out, info)
+    return selection
 
 
 def summary(selection: Selection, info: dict, out: Path | None, budgets: list[str]) -> str:
@@ -259,63 +171,102 @@ def summary(selection: Selection, info: dict, out: Path | None, budgets: list[st
             f"{', ' + str(unscored) + ' examples left unscored and ranked last' if unscored else ''}) in "
             f"{seconds:.1f}s: {seconds / max(n, 1):.2f}s per example, {seconds / max(info['episodes'], 1):.2f}s per "
             f"episode, using {info['model'].get('model')} at layer {info['layer']} (model loaded in "
-            f"{info['model_load_seconds']:.1f}s).{files}")
+            f"{info.get('model_load_seconds', 0.0):.1f}s).{files}")
 
 
-def select(config: SelectConfig, records: list[dict] | None = None, backend=None) -> Selection:
-    """Run a whole selection as `datawhisperer select` does; returns the Selection."""
-    prepared = prepare(config, records)
+def _guarded(group: Group, step):
+    """Run `step` (rank 0's checks, a model load ...) and make every rank fail together on a UserError."""
+    try:
+        value, error = step(), None
+    except UserError as exc:
+        value, error = None, str(exc)
+    group.agree(error)
+    return value
+
+
+def select(config: SelectConfig, records: list[dict] | None = None, backend=None) -> Selection | None:
+    """Run a selection as `datawhisperer select` does. Returns the Selection, or None on ranks other
+    than 0 and for a shard (whose outcomes wait for `datawhisperer merge`)."""
+    topology = detect(config.shard)
+    group = Group(topology, config.device)
+    try:
+        return _select(config, records, backend, topology, group)
+    finally:
+        group.close()
+
+
+def _select(config: SelectConfig, records, backend, topology: Topology, group: Group) -> Selection | None:
+    prepared = _guarded(group, lambda: prepare(config, records))
     out = Path(config.out) if config.out else None
-    log_line = (lambda m: None) if config.quiet else stderr
-    if out is not None and out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a directory")
-    backend_cls = BACKENDS.get(config.backend) if backend is None else None
-    if hasattr(backend_cls, "preflight"):  # cheap checks (model path) before touching --out
-        backend_cls.preflight(model=config.model)
-    lock = None
-    if out is not None:
-        check_directory(out, prepared.fingerprint, config.resume, config.overwrite)
-        if out.is_dir():
-            lock = DirectoryLock(out)
-            lock.acquire()
+    quiet = config.quiet or not topology.is_main
+    log_line = (lambda m: None) if quiet else stderr
+    lock = DirectoryLock(out) if out is not None else None
+
+    def preflight() -> None:
+        if out is None and (topology.launched or topology.shard):
+            raise UserError("a distributed or sharded run needs --out")
+        if out is not None and out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} exists and is not a directory")
+        backend_cls = BACKENDS.get(config.backend) if backend is None else None
+        if hasattr(backend_cls, "preflight"):  # cheap checks (model path) before touching --out
+            backend_cls.preflight(model=config.model)
+        if out is not None and topology.is_main:
+            check_directory(out, prepared.fingerprint, config.resume, config.overwrite)
+            if out.is_dir():
+                lock.acquire()
+
+    _guarded(group, preflight)
     try:
         load_start = time.perf_counter()
         if backend is None:
-            if config.quiet:
+            if quiet:
                 from transformers.utils import logging as hf_logging
 
                 hf_logging.disable_progress_bar()
-            backend = load_backend(config.backend, model=config.model, device=config.device, dtype=config.dtype,
-                                   layer=config.layer, max_length=config.max_length, log=log_line)
+            backend = _guarded(group, lambda: load_backend(
+                config.backend, model=config.model, device=config.device, dtype=config.dtype, layer=config.layer,
+                max_length=config.max_length, log=log_line))
         load_seconds = time.perf_counter() - load_start
         start = time.perf_counter()
-        if out is not None:  # only now, with the model loaded, does --out change
+        if out is not None and topology.is_main:  # only now, with the model loaded, does --out change
             out.mkdir(parents=True, exist_ok=True)
-            if lock is None:
-                lock = DirectoryLock(out)
+            if not lock.held:
                 lock.acquire()
             if config.overwrite:
                 clear_directory(out)
-        log = EpisodeLog(out / EPISODES_FILE) if out is not None else None
-        done = {(o.episode, o.attempt): o for o in log.read()} if log is not None else {}
-        if out is not None:
             write_run_file(out, {"status": "running", "fingerprint": prepared.fingerprint,
                                  "config": config.to_dict()})
+        group.barrier()
+        done = read_logs(out) if out is not None else {}
+        group.barrier()  # everyone has read the old logs before anyone appends
+        log = EpisodeLog(out / topology.log_name) if out is not None else None
         player = EpisodePlayer(prepared, backend)
         try:
-            outcomes = play_share(player, 0, 1, done, log, progress=not config.quiet)
+            mine = play_share(player, topology.rank, topology.world_size, done, log, progress=not quiet)
         finally:
             if log is not None:
                 log.close()
+        group.barrier()
         timings = {"selection_seconds": round(time.perf_counter() - start, 3),
-                   "model_load_seconds": round(load_seconds, 3), "resumed_episodes": len(done)}
-        info = run_info(prepared, outcomes, backend.description, timings, player.truncated_episodes)
-        selection = build_selection(prepared, outcomes, info)
-        if out is not None:
-            selection.save(out, config.budget)
+                   "model_load_seconds": round(load_seconds, 3), "resumed_episodes": len(done),
+                   "played_episodes": player.played, "world_size": topology.world_size, **peak_memory()}
+        if topology.shard:
+            info = run_info(prepared, mine, backend.description, timings)
+            info["shard"] = {"index": topology.rank, "count": topology.world_size}
             write_run_file(out, info)
-        if not config.quiet:
-            stderr(summary(selection, info, out, config.budget))
+            log_line(f"Shard {topology.rank}/{topology.world_size} finished: {info['episodes']} episodes "
+                     f"({info['failed_episodes']} failed) in {timings['selection_seconds']:.1f}s. Combine all "
+                     f"shards with: datawhisperer merge SHARD_DIR... --out OUT")
+            return None
+        if not topology.is_main:
+            return None
+        outcomes = read_logs(out) if out is not None else {(o.episode, o.attempt): o for o in mine}
+        missing = missing_episodes(prepared.plan, config.max_retries, outcomes)
+        if missing:
+            raise UserError(f"{len(missing)} episodes have no result (first: {missing[0]}); rerun with --resume")
+        info = run_info(prepared, list(outcomes.values()), backend.description, timings)
+        selection = finalize(prepared, outcomes, out, info)
+        log_line(summary(selection, info, out, config.budget))
         return selection
     finally:
         if lock is not None:
