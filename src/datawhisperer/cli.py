@@ -32,19 +32,21 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
         if meta.get("cli") is False:
             continue
         help_text = meta.get("help", "")
+        show_default = "default" not in help_text
         flag = "--" + f.name.replace("_", "-")
         annotation = hints[f.name]
         if meta.get("positional"):
-            parser.add_argument(f.name, help=help_text)
+            parser.add_argument(f.name, help=help_text, nargs=meta.get("nargs"))
         elif annotation is bool:
             parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
         elif meta.get("repeat"):
             parser.add_argument(flag, dest=f.name, action="append", default=argparse.SUPPRESS,
-                                type=_base_type(annotation), help=f"{help_text} (default: {' '.join(f.default)})")
+                                type=_base_type(annotation), help=f"{help_text} (default: {' '.join(f.default)})" if show_default else help_text)
         else:
             default = f.default if f.default is not dataclasses.MISSING else None
             parser.add_argument(flag, dest=f.name, type=_base_type(annotation), default=argparse.SUPPRESS,
-                                metavar=f.name.upper(), help=f"{help_text} (default: {default})")
+                                metavar=f.name.upper(),
+                                help=f"{help_text} (default: {default})" if show_default else help_text)
 
 
 def config_from_args(cls, args: argparse.Namespace, config_file: str | None):
@@ -108,6 +110,20 @@ def _build_select(parser: argparse.ArgumentParser) -> None:
 
 
 command("select", "score a pool and write the selected subsets", _build_select)(_cmd_select)
+
+
+def _build_merge(parser: argparse.ArgumentParser) -> None:
+    from .merge import MergeConfig
+
+    add_dataclass_arguments(parser, MergeConfig)
+
+
+@command("merge", "combine the shards of a `select --shard i/n` run into one run's outputs", _build_merge)
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from .merge import MergeConfig, merge
+
+    merge(config_from_args(MergeConfig, args, None))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,11 @@ class Topology:
         return self.rank == 0
 
     @property
+    def owns_output(self) -> bool:
+        """Checks, locks and writes --out: rank 0 of a job, or any shard (each has its own directory)."""
+        return self.shard or self.rank == 0
+
+    @property
     def log_name(self) -> str:
         if self.launched:
             return f"episodes.rank-{self.rank:05d}-of-{self.world_size:05d}.jsonl"

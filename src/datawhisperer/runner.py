@@ -198,7 +198,7 @@ def select(config: SelectConfig, records: list[dict] | None = None, backend=None
 def _select(config: SelectConfig, records, backend, topology: Topology, group: Group) -> Selection | None:
     prepared = _guarded(group, lambda: prepare(config, records))
     out = Path(config.out) if config.out else None
-    quiet = config.quiet or not topology.is_main
+    quiet = config.quiet or not topology.owns_output
     log_line = (lambda m: None) if quiet else stderr
     lock = DirectoryLock(out) if out is not None else None
 
@@ -210,7 +210,7 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
         backend_cls = BACKENDS.get(config.backend) if backend is None else None
         if hasattr(backend_cls, "preflight"):  # cheap checks (model path) before touching --out
             backend_cls.preflight(model=config.model)
-        if out is not None and topology.is_main:
+        if out is not None and topology.owns_output:
             check_directory(out, prepared.fingerprint, config.resume, config.overwrite)
             if out.is_dir():
                 lock.acquire()
@@ -228,7 +228,7 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
                 max_length=config.max_length, log=log_line))
         load_seconds = time.perf_counter() - load_start
         start = time.perf_counter()
-        if out is not None and topology.is_main:  # only now, with the model loaded, does --out change
+        if out is not None and topology.owns_output:  # only now, with the model loaded, does --out change
             out.mkdir(parents=True, exist_ok=True)
             if not lock.held:
                 lock.acquire()

@@ -1,0 +1,121 @@
+"""`datawhisperer merge`: combine independent shards (`select --shard i/n`) into one run's outputs.
+
+The shards must come from one plan (same fingerprint: data, model, seed, settings), be finished,
+and cover it exactly: each i of n once, and every planned episode of shard i present.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from .checkpoint import (
+    RUN_FILE,
+    DirectoryLock,
+    EpisodeLog,
+    check_directory,
+    clear_directory,
+    describe_differences,
+)
+from .config import SelectConfig, _opt
+from .errors import UserError
+from .runner import finalize, missing_episodes, prepare, run_info, stderr, summary
+from .scoring import EpisodeOutcome
+
+
+@dataclass
+class MergeConfig:
+    shards: list[str] = _opt((), "the shard directories written by `select --shard i/n`", positional=True, nargs="+")
+    out: str = _opt("", "directory for the merged scores.jsonl, selected-<B>.<ext>, run.json, episodes.jsonl")
+    budget: list[str] | None = _opt(None, "budgets to write (default: the shards' own); repeatable", repeat=True)
+    weighting: str | None = _opt(None, "demonstration weights: paper, uniform, debiased (default: the shards')")
+    data: str | None = _opt(None, "the pool, if it moved since the shards ran (its content must be unchanged)")
+    overwrite: bool = _opt(False, "replace another run's files in --out")
+    quiet: bool = _opt(False, "no summary")
+
+
+def _read_shard(directory: Path) -> dict:
+    run_file = directory / RUN_FILE
+    if not run_file.exists():
+        raise UserError(f"{directory} holds no run ({RUN_FILE} is missing)")
+    try:
+        info = json.loads(run_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise UserError(f"{run_file} is not valid JSON") from None
+    if info.get("status") != "finished":
+        raise UserError(f"shard {directory} is unfinished; complete it with `datawhisperer select ... --resume`")
+    if "shard" not in info:
+        raise UserError(f"{directory} is not a shard (it was not run with --shard i/n)")
+    return info
+
+
+def merge(config: MergeConfig) -> None:
+    start = time.perf_counter()
+    if not config.out:
+        raise UserError("give --out for the merged results")
+    directories = [Path(d) for d in config.shards]
+    infos = [_read_shard(d) for d in directories]
+    first = infos[0]
+    for directory, info in zip(directories[1:], infos[1:]):
+        if info["fingerprint"] != first["fingerprint"]:
+            raise UserError(f"{directory} belongs to another plan than {directories[0]} "
+                            f"({describe_differences(first['fingerprint'], info['fingerprint'])})")
+    count = first["shard"]["count"]
+    seen: dict[int, Path] = {}
+    for directory, info in zip(directories, infos):
+        index = info["shard"]["index"]
+        if info["shard"]["count"] != count:
+            raise UserError(f"{directory} is shard {index}/{info['shard']['count']}, the others are of {count}")
+        if index in seen:
+            raise UserError(f"shard {index}/{count} is given twice: {seen[index]} and {directory}")
+        seen[index] = directory
+    absent = sorted(set(range(count)) - set(seen))
+    if absent:
+        raise UserError(f"shard {absent[0]}/{count} is missing ({len(absent)} of {count} shards absent)")
+
+    shard_config = {f.name: first["config"].get(f.name) for f in fields(SelectConfig) if f.name in first["config"]}
+    shard_config.update(out=config.out, shard=None, resume=False, overwrite=config.overwrite, quiet=config.quiet)
+    for name in ("budget", "weighting", "data"):
+        if getattr(config, name):
+            shard_config[name] = getattr(config, name)
+    select_config = SelectConfig(**shard_config)
+    prepared = prepare(select_config)
+    if prepared.fingerprint != first["fingerprint"]:
+        raise UserError("the pool or settings changed since the shards ran "
+                        f"({describe_differences(first['fingerprint'], prepared.fingerprint)})")
+
+    outcomes: dict[tuple[int, int], EpisodeOutcome] = {}
+    for directory, info in zip(directories, infos):
+        index = info["shard"]["index"]
+        for outcome in EpisodeLog(directory / "episodes.jsonl").read(repair=False):
+            if outcome.episode % count != index:
+                raise UserError(f"{directory} (shard {index}/{count}) holds episode {outcome.episode} of another shard")
+            outcomes[(outcome.episode, outcome.attempt)] = outcome
+        missing = missing_episodes(prepared.plan, select_config.max_retries, outcomes, (index, count))
+        if missing:
+            raise UserError(f"{directory} (shard {index}/{count}) lacks {len(missing)} episodes (first: {missing[0]})")
+
+    out = Path(config.out)
+    check_directory(out, prepared.fingerprint, resume=False, overwrite=config.overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = DirectoryLock(out)
+    lock.acquire()
+    try:
+        if config.overwrite:
+            clear_directory(out)
+        timings = {
+            "selection_seconds": round(sum(i["selection_seconds"] for i in infos), 3),
+            "selection_wall_seconds": round(max(i["selection_seconds"] for i in infos), 3),
+            "model_load_seconds": round(max(i["model_load_seconds"] for i in infos), 3),
+            "merge_seconds": round(time.perf_counter() - start, 3),
+            "shards": [{"index": i["shard"]["index"], "directory": str(d), "selection_seconds": i["selection_seconds"],
+                        "peak_rss_mb": i.get("peak_rss_mb")} for d, i in zip(directories, infos)],
+        }
+        info = run_info(prepared, list(outcomes.values()), first["model"], timings)
+        selection = finalize(prepared, outcomes, out, info)
+    finally:
+        lock.release()
+    if not config.quiet:
+        stderr(summary(selection, info, out, select_config.budget))

@@ -1,0 +1,110 @@
+"""Crash safety: kill -9 at any moment, resume, and end with the scores of an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import plural_records, write_jsonl
+
+from datawhisperer.checkpoint import DirectoryLock, EpisodeLog
+from datawhisperer.cli import main
+
+HELPER = Path(__file__).parent / "helpers" / "slow_select.py"
+FAKE = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--quiet"]
+
+
+def lines(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+@pytest.fixture
+def pool(tmp_path):
+    return write_jsonl(tmp_path / "pool.jsonl", plural_records(40))  # 14 planned episodes
+
+
+@pytest.fixture
+def reference(tmp_path, pool):
+    out = tmp_path / "reference"
+    assert main(["select", pool, "--out", str(out), *FAKE]) == 0
+    return out
+
+
+@pytest.mark.parametrize("kill_after", [0, 1, 6, 13])
+def test_kill_nine_then_resume_matches_uninterrupted_run(tmp_path, pool, reference, kill_after):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(HELPER), pool, str(out), "0.05"])
+    deadline = time.time() + 60
+    while lines(out / "episodes.jsonl") < kill_after and time.time() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = lines(out / "episodes.jsonl")
+    assert finished >= kill_after
+    assert not (out / "scores.jsonl").exists() or finished == 14
+    assert main(["select", pool, "--out", str(out), *FAKE, "--resume"]) == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["resumed_episodes"] == finished
+    assert info["played_episodes"] == 14 - finished  # no finished episode is redone
+    assert (out / "scores.jsonl").read_bytes() == (reference / "scores.jsonl").read_bytes()
+    keys = [(e["episode"], e["attempt"]) for e in map(json.loads, (out / "episodes.jsonl").read_text().splitlines())]
+    assert len(keys) == len(set(keys)) == 14
+
+
+def test_torn_last_line_is_dropped_and_redone(tmp_path, pool, reference):
+    out = tmp_path / "run"
+    (out).mkdir()
+    for name in ("run.json",):
+        (out / name).write_bytes((reference / name).read_bytes().replace(b'"finished"', b'"running"'))
+    full = (reference / "episodes.jsonl").read_bytes().splitlines(keepends=True)
+    (out / "episodes.jsonl").write_bytes(b"".join(full[:5]) + full[5][:40])  # killed mid-write
+    assert main(["select", pool, "--out", str(out), *FAKE, "--resume"]) == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["resumed_episodes"] == 5 and info["played_episodes"] == 9
+    assert (out / "scores.jsonl").read_bytes() == (reference / "scores.jsonl").read_bytes()
+
+
+def test_episode_log_reader_ignores_a_torn_tail(tmp_path):
+    path = tmp_path / "episodes.jsonl"
+    path.write_text('{"episode": 0, "attempt": 0, "round": 0, "demos": [1], "queries": [2], "query_scores": [1.0], '
+                    '"attention": [1.0], "weights": [1.0]}\n{"episode": 1, "att')
+    assert [o.episode for o in EpisodeLog(path).read(repair=False)] == [0]
+    assert path.read_text().endswith('"att')
+    assert len(EpisodeLog(path).read()) == 1 and path.read_text().endswith("}\n")
+
+
+@pytest.mark.parametrize("change,named", [
+    (["--seed", "1"], "seed: 0 -> 1"),
+    (["--n-demos", "4"], "n_demos: 3 -> 4"),
+    (["--task", "instruction", "--input-field", "text", "--output-field", "label"], "task"),
+    (["--metric", "exact_match"], "metric: 'label_match' -> 'exact_match'"),
+])
+def test_resume_with_other_settings_is_refused(tmp_path, capsys, pool, reference, change, named):
+    before = {p.name: p.read_bytes() for p in reference.iterdir()}
+    assert main(["select", pool, "--out", str(reference), *FAKE, "--resume", *change]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and named in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in reference.iterdir()} == before
+
+
+def test_resume_with_other_data_is_refused(tmp_path, capsys, pool, reference):
+    other = write_jsonl(tmp_path / "pool.jsonl", plural_records(41))
+    assert main(["select", other, "--out", str(reference), *FAKE, "--resume"]) == 2
+    assert "data:" in capsys.readouterr().err
+
+
+def test_two_processes_cannot_write_one_directory(tmp_path, capsys, pool):
+    out = tmp_path / "busy"
+    out.mkdir()
+    lock = DirectoryLock(out)
+    lock.acquire()
+    try:
+        assert main(["select", pool, "--out", str(out), *FAKE]) == 2
+        assert "in use by another datawhisperer process" in capsys.readouterr().err
+    finally:
+        lock.release()
+    assert main(["select", pool, "--out", str(out), *FAKE]) == 0

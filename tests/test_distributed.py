@@ -1,0 +1,141 @@
+"""Spreading the work: torchrun ranks (gloo on CPU), independent shards + merge, and the invariance
+of results to how the work is spread."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import plural_records, write_jsonl
+
+from datawhisperer.cli import main
+
+FAKE = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--quiet"]
+TINY = ["--task", "classification", "--n-demos", "3", "--n-queries", "2", "--max-new-tokens", "4",
+        "--metric", "exact_match", "--quiet"]
+
+
+def scores(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+
+
+def episodes_without_timing(out: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    for row in rows:
+        row.pop("seconds")
+    return rows
+
+
+@pytest.fixture
+def pool(tmp_path):
+    return write_jsonl(tmp_path / "pool.jsonl", plural_records(40))
+
+
+def run_shards(tmp_path, pool, count, extra=()):
+    dirs = []
+    for index in range(count):
+        out = tmp_path / f"shard{index}"
+        assert main(["select", pool, "--out", str(out), "--shard", f"{index}/{count}", *FAKE, *extra]) == 0
+        assert not (out / "scores.jsonl").exists()
+        assert json.loads((out / "run.json").read_text())["shard"] == {"index": index, "count": count}
+        dirs.append(str(out))
+    return dirs
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_shards_merged_equal_one_run(tmp_path, pool, count):
+    one = tmp_path / "one"
+    assert main(["select", pool, "--out", str(one), *FAKE, "--budget", "0.2"]) == 0
+    merged = tmp_path / "merged"
+    assert main(["merge", *run_shards(tmp_path, pool, count), "--out", str(merged), "--budget", "0.2",
+                 "--quiet"]) == 0
+    assert (merged / "scores.jsonl").read_bytes() == (one / "scores.jsonl").read_bytes()
+    assert (merged / "selected-0.2.jsonl").read_bytes() == (one / "selected-0.2.jsonl").read_bytes()
+    assert episodes_without_timing(merged) == episodes_without_timing(one)
+    info = json.loads((merged / "run.json").read_text())
+    assert info["episodes"] == 14 and len(info["shards"]) == count
+
+
+def test_merge_refuses_missing_duplicate_foreign_and_unfinished_shards(tmp_path, capsys, pool):
+    s0, s1 = run_shards(tmp_path, pool, 2)
+    other = tmp_path / "other"
+    assert main(["select", pool, "--out", str(other), "--shard", "1/2", "--seed", "9", *FAKE]) == 0
+    cases = [
+        ([s0], "shard 1/2 is missing"),
+        ([s0, s0, s1], "shard 0/2 is given twice"),
+        ([s0, str(other)], "belongs to another plan"),
+        ([s0, str(tmp_path)], "holds no run"),
+    ]
+    for dirs, message in cases:
+        assert main(["merge", *dirs, "--out", str(tmp_path / "m")]) == 2
+        assert message in capsys.readouterr().err
+    run = Path(s1) / "run.json"
+    run.write_text(run.read_text().replace('"finished"', '"running"'))
+    assert main(["merge", s0, s1, "--out", str(tmp_path / "m")]) == 2
+    assert "unfinished" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_merge_refuses_a_shard_with_a_lost_episode(tmp_path, capsys, pool):
+    s0, s1 = run_shards(tmp_path, pool, 2)
+    log = Path(s1) / "episodes.jsonl"
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[1:]))
+    assert main(["merge", s0, s1, "--out", str(tmp_path / "m")]) == 2
+    assert "lacks 1 episodes" in capsys.readouterr().err
+
+
+def test_a_killed_shard_is_resumed_alone(tmp_path, pool):
+    s0, s1 = run_shards(tmp_path, pool, 2)
+    log = Path(s1) / "episodes.jsonl"
+    kept = log.read_text().splitlines(keepends=True)[:3]
+    log.write_text("".join(kept))
+    run = Path(s1) / "run.json"
+    run.write_text(run.read_text().replace('"finished"', '"running"'))
+    assert main(["select", pool, "--out", s1, "--shard", "1/2", *FAKE, "--resume"]) == 0
+    assert json.loads(run.read_text())["resumed_episodes"] == 3
+    one = tmp_path / "one"
+    assert main(["select", pool, "--out", str(one), *FAKE]) == 0
+    assert main(["merge", s0, s1, "--out", str(tmp_path / "m"), "--quiet"]) == 0
+    assert (tmp_path / "m" / "scores.jsonl").read_bytes() == (one / "scores.jsonl").read_bytes()
+
+
+def launch(launcher: list[str], pool: str, out: Path, model_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([*launcher, "-m", "datawhisperer", "select", pool, "--out", str(out),
+                           "--model", str(model_dir), *TINY], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_two_ranks_over_gloo_equal_one_process(tmp_path, pool, tiny_model_dir, launcher):
+    bin_dir = Path(sys.executable).parent
+    if launcher == "torchrun":
+        command = [str(bin_dir / "torchrun"), "--nproc-per-node", "2", "--master-port", "29517"]
+    else:
+        # --multi_gpu only selects the torchrun-style launcher; without CUDA the ranks use gloo
+        if shutil.which("accelerate", path=str(bin_dir)) is None:
+            pytest.skip("accelerate is not installed")
+        command = [str(bin_dir / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29518"]
+    ranks = tmp_path / "ranks"
+    proc = launch(command, pool, ranks, tiny_model_dir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    single = tmp_path / "single"
+    env_threads = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        assert main(["select", pool, "--out", str(single), "--model", str(tiny_model_dir), *TINY]) == 0
+    finally:
+        if env_threads is None:
+            os.environ.pop("OMP_NUM_THREADS")
+        else:
+            os.environ["OMP_NUM_THREADS"] = env_threads
+    for a, b in zip(scores(ranks), scores(single)):
+        assert a["index"] == b["index"] and a["appearances"] == b["appearances"]
+        assert a["score"] == pytest.approx(b["score"], abs=1e-6)
+    info = json.loads((ranks / "run.json").read_text())
+    assert info["world_size"] == 2 and info["episodes"] == 14
+    assert sorted(p.name for p in ranks.glob("episodes*")) == ["episodes.jsonl"]  # rank logs merged
+    assert len((ranks / "episodes.jsonl").read_text().splitlines()) == 14
