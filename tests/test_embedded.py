@@ -40,3 +40,13 @@ def test_demo_pool_file_is_the_generated_one():
     assert committed == build()
     broken = sum(r["kind"] != "clean" for r in committed)
     assert len(committed) >= 200 and 0.15 <= broken / len(committed) <= 0.25
+
+
+def test_gguf_file_path_loads_through_the_safetensors_cache(tmp_path):
+    from datawhisperer.backends.hf import HFBackend
+    from datawhisperer.models import _converted_dir, embedded_gguf, resolve_model
+
+    gguf = embedded_gguf()
+    backend = HFBackend(model=str(gguf), device="cpu", log=lambda m: None)
+    assert backend.num_layers == 30 and backend.description["dtype"] == "float32"
+    assert (_converted_dir(resolve_model(str(gguf))) / "model.safetensors").exists()

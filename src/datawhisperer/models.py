@@ -78,7 +78,7 @@ def _in_hub_cache(model_id: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
 
         return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
-    except Exception:
+    except Exception:  # an id the hub library rejects is simply not in the cache
         return False
 
 

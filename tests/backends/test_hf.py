@@ -77,3 +77,20 @@ def test_missing_model_is_a_clear_error(tmp_path):
         HFBackend(model=str(tmp_path))
     with pytest.raises(UserError, match="not in the local Hugging Face cache"):
         HFBackend(model="someone/not-a-cached-model")
+
+
+def test_model_id_from_the_local_hub_cache(tmp_path, monkeypatch, tiny_model_dir):
+    """A model id resolves offline from the Hugging Face cache layout (models--org--name/snapshots/...)."""
+    import shutil
+
+    import huggingface_hub.constants as hub_constants
+
+    snapshot = tmp_path / "hub" / "models--tiny-org--tiny-llama" / "snapshots" / "0123abcd"
+    shutil.copytree(tiny_model_dir, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    backend = HFBackend(model="tiny-org/tiny-llama", device="cpu", log=lambda m: None)
+    assert backend.num_layers == 3

@@ -55,7 +55,7 @@ class HFBackend:
             source = resolve_model(model)
             self.source_name = source.name
             path = local_weights(source, log=log)
-            config = AutoConfig.from_pretrained(path)
+            config = AutoConfig.from_pretrained(path, local_files_only=True)
         self.num_layers = num_layers_of(config)
         self.layer = resolve_layer(layer, self.num_layers)  # checked before any weights load
         context = context_length_of(config) or 4096
@@ -64,8 +64,8 @@ class HFBackend:
         self.dtype = pick_dtype(dtype, self.device)
         if preloaded is None:
             logging.getLogger("transformers").setLevel(logging.ERROR)
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype)
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype, local_files_only=True)
         self.model.to(device=self.device, dtype=self.dtype).eval()
         self.model.set_attn_implementation(attention.ATTN_IMPLEMENTATION)
         if not self.tokenizer.is_fast:
