@@ -41,7 +41,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
             parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
         elif meta.get("repeat"):
             parser.add_argument(flag, dest=f.name, action="append", default=argparse.SUPPRESS,
-                                type=_base_type(annotation), help=f"{help_text} (default: {' '.join(f.default)})" if show_default else help_text)
+                                type=_base_type(annotation), help=f"{help_text} (default: {' '.join(map(str, f.default))})" if show_default else help_text)
         else:
             default = f.default if f.default is not dataclasses.MISSING else None
             parser.add_argument(flag, dest=f.name, type=_base_type(annotation), default=argparse.SUPPRESS,
@@ -80,17 +80,6 @@ def _read_config_file(path: str, cls) -> dict:
 
 # --- commands ---------------------------------------------------------------------------------------
 
-def _cmd_select(args: argparse.Namespace) -> int:
-    from .config import SelectConfig
-    from .runner import select
-
-    config = config_from_args(SelectConfig, args, args.config)
-    if not config.data:
-        raise UserError("give the pool to score: datawhisperer select DATA --out DIR")
-    select(config)
-    return 0
-
-
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
 
 
@@ -102,28 +91,33 @@ def command(name: str, help_text: str, build: Callable[[argparse.ArgumentParser]
     return register
 
 
-def _build_select(parser: argparse.ArgumentParser) -> None:
-    from .config import SelectConfig
+def _dataclass_command(name: str, help_text: str, config_path: str, run_path: str) -> None:
+    """A command whose flags are one config dataclass and whose body is one function taking it."""
+    from .registry import import_object
 
-    add_dataclass_arguments(parser, SelectConfig)
-    parser.add_argument("--config", help="YAML file of option defaults; flags override it")
+    def build(parser: argparse.ArgumentParser) -> None:
+        add_dataclass_arguments(parser, import_object(config_path))
+        parser.add_argument("--config", help="YAML file of option defaults; flags override it")
+
+    def run(args: argparse.Namespace) -> int:
+        import_object(run_path)(config_from_args(import_object(config_path), args, args.config))
+        return 0
+
+    command(name, help_text, build)(run)
 
 
-command("select", "score a pool and write the selected subsets", _build_select)(_cmd_select)
-
-
-def _build_merge(parser: argparse.ArgumentParser) -> None:
-    from .merge import MergeConfig
-
-    add_dataclass_arguments(parser, MergeConfig)
-
-
-@command("merge", "combine the shards of a `select --shard i/n` run into one run's outputs", _build_merge)
-def _cmd_merge(args: argparse.Namespace) -> int:
-    from .merge import MergeConfig, merge
-
-    merge(config_from_args(MergeConfig, args, None))
-    return 0
+_dataclass_command("select", "score a pool and write the selected subsets",
+                   "datawhisperer.config:SelectConfig", "datawhisperer.runner:select")
+_dataclass_command("merge", "combine the shards of a `select --shard i/n` run into one run's outputs",
+                   "datawhisperer.merge:MergeConfig", "datawhisperer.merge:merge")
+_dataclass_command("finetune", "LoRA fine-tuning on a (selected) dataset",
+                   "datawhisperer.harness.finetune:FinetuneConfig", "datawhisperer.harness.finetune:finetune")
+_dataclass_command("bench", "select with several methods, fine-tune on each subset, evaluate and compare",
+                   "datawhisperer.harness.bench:BenchConfig", "datawhisperer.harness.bench:bench")
+_dataclass_command("report", "a self-contained HTML page for a selection run or a bench directory",
+                   "datawhisperer.harness.report:ReportConfig", "datawhisperer.harness.report:report")
+_dataclass_command("evaluate", "task metric and gold-answer loss of a model on a test set",
+                   "datawhisperer.harness.evaluate:EvaluateConfig", "datawhisperer.harness.evaluate:evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,7 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _load_plugins()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
@@ -156,16 +149,6 @@ def main(argv: list[str] | None = None) -> int:
         print("datawhisperer: interrupted", file=sys.stderr)
         return 130
 
-
-def _load_plugins() -> None:
-    """Commands defined in other modules register themselves on import."""
-    import importlib
-
-    for module in PLUGIN_MODULES:
-        importlib.import_module(module)
-
-
-PLUGIN_MODULES: list[str] = []
 
 if __name__ == "__main__":
     sys.exit(main())

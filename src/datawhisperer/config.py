@@ -52,6 +52,9 @@ class SelectConfig:
     scoring: str = _opt("generate", "generate: greedy answers scored by the metric (the paper's); "
                         "likelihood: no decoding, the gold answer's mean token probability", choices=SCORINGS)
     weighting: str = _opt("paper", "demonstration weights: paper (attention), uniform, debiased")
+    method: str = _opt("datawhisperer", "selection method: datawhisperer, or a baseline (random, length, perplexity, "
+                       "ifd, nuggets, grand)")
+    anchors: int = _opt(8, "nuggets: size of the fixed anchor set")
     max_retries: int = _opt(3, "re-draws of a failed episode's queries before its demos go unscored by it")
     shard: str | None = _opt(None, "i/n: play only shard i of n of the episodes into --out (for job arrays); "
                              "combine the shards with `datawhisperer merge`")

@@ -63,8 +63,8 @@ def resolve_model(spec: str | None) -> ModelSource:
             raise UserError(f"model file {path} is not a .gguf file; pass a model directory instead")
         return ModelSource(str(path), str(path.parent), path.name)
     if path.is_dir():
-        if not (path / "config.json").exists():
-            raise UserError(f"model directory {path} has no config.json")
+        if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+            raise UserError(f"model directory {path} has no config.json (nor a LoRA adapter_config.json)")
         return ModelSource(str(path), str(path))
     looks_like_path = spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or spec.count("/") > 1
     if looks_like_path or not _in_hub_cache(spec):
@@ -134,3 +134,57 @@ def context_length_of(config) -> int | None:
         if getattr(config, name, None):
             return int(getattr(config, name))
     return None
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """What to load: a weights directory (or hub id), and optionally a LoRA adapter to merge into it."""
+
+    name: str
+    weights: str
+    adapter: str | None = None
+
+    @property
+    def tokenizer_dir(self) -> str:
+        if self.adapter and (Path(self.adapter) / "tokenizer_config.json").exists():
+            return self.adapter
+        return self.weights
+
+
+def model_files(spec: str | None, log=print) -> ModelFiles:
+    """Resolve --model to files on disk, converting a GGUF file once; follows a LoRA adapter to its base."""
+    source = resolve_model(spec)
+    path = local_weights(source, log=log)
+    adapter_config = Path(path) / "adapter_config.json"
+    if adapter_config.exists() and not (Path(path) / "config.json").exists():
+        import json
+
+        base = json.loads(adapter_config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        if not base:
+            raise UserError(f"{adapter_config} names no base model")
+        return ModelFiles(source.name, model_files(base, log).weights, adapter=path)
+    return ModelFiles(source.name, path)
+
+
+def load_config(files: ModelFiles):
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(files.weights, local_files_only=True)
+
+
+def load_model(files: ModelFiles, dtype, device=None):
+    """(model, tokenizer) in eval mode; a LoRA adapter is merged into the base weights."""
+    import logging
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    tokenizer = AutoTokenizer.from_pretrained(files.tokenizer_dir, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(files.weights, dtype=dtype, local_files_only=True)
+    if files.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, files.adapter).merge_and_unload()
+    if device is not None:
+        model.to(device)
+    return model.eval(), tokenizer

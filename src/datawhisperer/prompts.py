@@ -112,6 +112,15 @@ class PromptBuilder:
         """The prompt for one example with no demonstrations (fine-tuning and evaluation)."""
         return self._apply(self._messages(self.instruction, [], list(example.turns)), True)
 
+    def render_completion(self, example: Example) -> tuple[str, str]:
+        """(prompt, completion) for training and loss: the completion is the answer as the template
+        closes an assistant turn (end-of-turn tokens included), so the model learns to stop."""
+        prompt = self.build_zero_shot(example)
+        full = self._apply(self._messages(self.instruction, [], [*example.turns, ("assistant", example.answer)]), False)
+        if not full.startswith(prompt):  # templates that render the last turn differently
+            return prompt, example.answer
+        return prompt, full[len(prompt):].rstrip("\n") if self.uses_plain_template else full[len(prompt):]
+
 
 def _locate_demos(prefix: str, demos: list[Example]) -> tuple[tuple[int, int], ...]:
     spans, cursor = [], 0

@@ -54,12 +54,15 @@ class Prepared:
     queries: list[Example]  # where query indices point: the validation set, or the pool itself
     task: TaskSpec
     metric: Metric
-    plan: EpisodePlan
+    plan: EpisodePlan | None  # None for baselines, which play no episodes
     max_new_tokens: int
     fingerprint: dict = field(default_factory=dict)
 
 
 def prepare(config: SelectConfig, records: list[dict] | None = None) -> Prepared:
+    from .baselines import METHODS
+
+    METHODS.get(config.method)
     task = load_task(config.task)
     metric_name = config.metric or task.metric
     metric = resolve_metric(metric_name)
@@ -78,9 +81,11 @@ def prepare(config: SelectConfig, records: list[dict] | None = None) -> Prepared
             raise UserError(f"{config.val} holds no records")
         queries = examples_from_records(val_table.records, field_map)
         val_hash = content_hash(config.val)
-    plan = EpisodePlan(len(examples), config.n_demos, config.n_queries, config.rounds, config.seed,
-                       n_val=len(queries) if config.val else 0, query_source=config.query_source)
-    if plan.query_source == "val" and not config.val:
+    plan = None
+    if config.method == "datawhisperer":
+        plan = EpisodePlan(len(examples), config.n_demos, config.n_queries, config.rounds, config.seed,
+                           n_val=len(queries) if config.val else 0, query_source=config.query_source)
+    if plan is not None and plan.query_source == "val" and not config.val:
         raise UserError("query source 'val' needs --val FILE")
     data_hash = records_hash(table.records) if records is not None else content_hash(config.data)
     max_new_tokens = config.max_new_tokens or task.max_new_tokens
@@ -88,11 +93,19 @@ def prepare(config: SelectConfig, records: list[dict] | None = None) -> Prepared
         "data": data_hash, "val": val_hash, "task": task.name, "instruction": config.instruction or task.instruction,
         "fields": [field_map.input_field, field_map.output_field], "metric": metric_name, "model": config.model,
         "backend": config.backend, "layer": config.layer, "n_demos": config.n_demos, "n_queries": config.n_queries,
-        "rounds": config.rounds, "seed": config.seed, "query_source": plan.query_source,
+        "rounds": config.rounds, "seed": config.seed, "query_source": plan.query_source if plan else None,
         "query_mode": config.query_mode, "max_new_tokens": max_new_tokens, "max_length": config.max_length,
         "scoring": config.scoring, "max_retries": config.max_retries, "dtype": config.dtype,
+        "method": config.method, **({"anchors": config.anchors} if config.method == "nuggets" else {}),
     }
     return Prepared(config, table, examples, queries, task, metric, plan, max_new_tokens, fingerprint)
+
+
+def silence_transformers() -> None:
+    """No weight-loading progress bars (for --quiet)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def peak_memory() -> dict:
@@ -187,6 +200,10 @@ def _guarded(group: Group, step):
 def select(config: SelectConfig, records: list[dict] | None = None, backend=None) -> Selection | None:
     """Run a selection as `datawhisperer select` does. Returns the Selection, or None on ranks other
     than 0 and for a shard (whose outcomes wait for `datawhisperer merge`)."""
+    if config.method != "datawhisperer":
+        from .baselines.run import run_baseline
+
+        return run_baseline(config, records, backend)
     topology = detect(config.shard)
     group = Group(topology, config.device)
     try:
@@ -220,9 +237,7 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
         load_start = time.perf_counter()
         if backend is None:
             if quiet:
-                from transformers.utils import logging as hf_logging
-
-                hf_logging.disable_progress_bar()
+                silence_transformers()
             backend = _guarded(group, lambda: load_backend(
                 config.backend, model=config.model, device=config.device, dtype=config.dtype, layer=config.layer,
                 max_length=config.max_length, log=log_line))

@@ -27,6 +27,7 @@ class EpisodeResult:
     demo_tokens: list[int]
     texts: list[str] | None = None
     token_scores: list[float] | None = None
+    token_logprobs: list[float] | None = None  # per suffix, the gold answer's mean token log-probability
     prompt_tokens: int = 0
 
 
@@ -46,6 +47,9 @@ class Backend(Protocol):
 
     def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int) -> EpisodeResult:
         """Teacher-forced: each suffix followed by its gold answer; mean token probability, same attention."""
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, int]]:
+        """For each (context, continuation): the continuation's summed log-probability and token count."""
 
 
 BACKENDS: Registry = Registry("backend")

@@ -74,5 +74,15 @@ class FakeBackend:
 
     def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int) -> EpisodeResult:
         mass, tokens = self._attention(prompt, len(prompt.suffixes))
-        scores = [_stable_unit(suffix + answer) for suffix, answer in zip(prompt.suffixes, answers)]
-        return EpisodeResult(mass, tokens, token_scores=scores, prompt_tokens=self.count_tokens(prompt.prefix))
+        scores = [0.01 + 0.98 * _stable_unit(prompt.prefix + suffix + answer)
+                  for suffix, answer in zip(prompt.suffixes, answers)]
+        return EpisodeResult(mass, tokens, token_scores=scores, token_logprobs=[float(np.log(s)) for s in scores],
+                             prompt_tokens=self.count_tokens(prompt.prefix))
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, int]]:
+        """A deterministic stand-in: -(words) x a hash-derived per-word loss."""
+        results = []
+        for context, continuation in requests:
+            n = max(1, self.count_tokens(continuation))
+            results.append((-n * (0.5 + _stable_unit(context + "|" + continuation)), n))
+        return results

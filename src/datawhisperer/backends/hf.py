@@ -10,7 +10,6 @@ loop decodes, dropping rows as they finish.
 from __future__ import annotations
 
 import inspect
-import logging
 
 import numpy as np
 import torch
@@ -18,7 +17,7 @@ import torch
 from .. import attention
 from ..config import resolve_layer
 from ..errors import UserError
-from ..models import context_length_of, local_weights, num_layers_of, resolve_model
+from ..models import context_length_of, load_config, load_model, model_files, num_layers_of, resolve_model
 from ..prompts import EpisodePrompt
 from .base import EpisodeResult
 
@@ -45,17 +44,14 @@ class HFBackend:
     def __init__(self, model: str | None = None, device: str = "auto", dtype: str = "auto",
                  layer: int | None = None, max_length: int | None = None, log=print,
                  preloaded: tuple | None = None) -> None:
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
         if preloaded is not None:  # (model, tokenizer) built by the caller, e.g. tests
             self.model, self.tokenizer = preloaded
             self.source_name = type(self.model).__name__
             config = self.model.config
         else:
-            source = resolve_model(model)
-            self.source_name = source.name
-            path = local_weights(source, log=log)
-            config = AutoConfig.from_pretrained(path, local_files_only=True)
+            files = model_files(model, log=log)
+            self.source_name = files.name
+            config = load_config(files)
         self.num_layers = num_layers_of(config)
         self.layer = resolve_layer(layer, self.num_layers)  # checked before any weights load
         context = context_length_of(config) or 4096
@@ -63,9 +59,7 @@ class HFBackend:
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
         if preloaded is None:
-            logging.getLogger("transformers").setLevel(logging.ERROR)
-            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype, local_files_only=True)
+            self.model, self.tokenizer = load_model(files, self.dtype)
         self.model.to(device=self.device, dtype=self.dtype).eval()
         self.model.set_attn_implementation(attention.ATTN_IMPLEMENTATION)
         if not self.tokenizer.is_fast:
@@ -207,17 +201,58 @@ class HFBackend:
         logits, _, _, _, mass, demo_tokens, n_tokens = self._prefill(
             prompt, suffix_ids, layer, query_lengths=[n for n, _ in answer_ids], all_logits=True)
         width = logits.shape[1]
-        scores = []
+        scores, logprobs = [], []
         for row, (ids, (n_query, gold)) in enumerate(zip(suffix_ids, answer_ids)):
             if not gold:
                 scores.append(0.0)
+                logprobs.append(float("-inf"))
                 continue
             offset = width - len(ids)  # left padding of this row
             # logits at position p predict token p+1
             picked = logits[row, offset + n_query - 1: offset + len(ids) - 1].float().log_softmax(-1)
-            probs = picked.gather(-1, torch.tensor(gold, device=picked.device).unsqueeze(-1)).exp()
-            scores.append(float(probs.mean()))
-        return EpisodeResult(mass, demo_tokens, token_scores=scores, prompt_tokens=n_tokens)
+            token_logprobs = picked.gather(-1, torch.tensor(gold, device=picked.device).unsqueeze(-1))
+            scores.append(float(token_logprobs.exp().mean()))
+            logprobs.append(float(token_logprobs.mean()))
+        return EpisodeResult(mass, demo_tokens, token_scores=scores, token_logprobs=logprobs, prompt_tokens=n_tokens)
+
+    def loglikelihood(self, requests: list[tuple[str, str]], batch_size: int = 8) -> list[tuple[float, int]]:
+        """Summed log-probability of each continuation after its context."""
+        sequences = []
+        for context, continuation in requests:
+            ctx = self.tokenizer(context, add_special_tokens=False)["input_ids"] if context else []
+            full = self.tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+            start = max(1, _common_prefix_length(ctx, full))  # the first token has nothing to predict it
+            sequences.append((full[: self.max_length], min(start, self.max_length)))
+        return continuation_logprobs(self.model, sequences, self.pad_id, self.device, batch_size)
+
+
+@torch.inference_mode()
+def continuation_logprobs(model, sequences: list[tuple[list[int], int]], pad_id: int, device,
+                          batch_size: int = 8) -> list[tuple[float, int]]:
+    """For each (token ids, start): the summed log-probability of ids[start:] and its length.
+    Right-padded batches of similar lengths."""
+    results: list[tuple[float, int]] = [(0.0, 0)] * len(sequences)
+    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i][0]))
+    for begin in range(0, len(order), batch_size):
+        rows = order[begin: begin + batch_size]
+        width = max(len(sequences[i][0]) for i in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, i in enumerate(rows):
+            tokens = sequences[i][0]
+            ids[r, : len(tokens)] = torch.tensor(tokens)
+            mask[r, : len(tokens)] = 1
+        # logits only where a continuation token is predicted: the vocabulary projection is costly
+        first = min(max(sequences[i][1], 1) - 1 for i in rows)
+        keep = torch.arange(first, width - 1, device=device)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=keep).logits.float()
+        targets = ids[:, first + 1:].to(device).unsqueeze(-1)
+        logprobs = logits.log_softmax(-1).gather(-1, targets)[..., 0]
+        for r, i in enumerate(rows):
+            tokens, start = sequences[i]
+            picked = logprobs[r, max(start, 1) - 1 - first: len(tokens) - 1 - first]
+            results[i] = (float(picked.sum()), int(picked.numel()))
+    return results
 
 
 def _common_prefix_length(a: list[int], b: list[int]) -> int:

@@ -1,0 +1,31 @@
+"""Nuggets (Li et al., 2023): an example's one-shot gain. Shown as the single demonstration, on how many
+examples of a small fixed anchor set does it lower the model's loss on the gold answer?"""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..prompts import EpisodePrompt
+
+
+def nuggets_scores(context) -> np.ndarray:
+    n_anchors = int(context.options.get("anchors", 8))
+    rng = np.random.default_rng([context.seed, 0xA4C])
+    anchor_ids = rng.choice(len(context.examples), min(n_anchors, len(context.examples)), replace=False)
+    anchors = [context.examples[i] for i in anchor_ids]
+    answers = [a.answer for a in anchors]
+    backend, builder = context.backend, context.builder
+    layer = backend.layer
+
+    def anchor_logprobs(prompt: EpisodePrompt) -> np.ndarray:
+        return np.array(backend.score_answers(prompt, answers, layer).token_logprobs, dtype=np.float64)
+
+    zero_shot = anchor_logprobs(builder.build([], anchors))
+    scores = np.zeros(len(context.examples))
+    for i, example in enumerate(tqdm(context.examples, desc="nuggets", unit="example", dynamic_ncols=True,
+                                     disable=context.options.get("quiet", False))):
+        gain = anchor_logprobs(builder.build([example], anchors)) - zero_shot
+        # the golden score: the share of anchors helped; the mean gain breaks ties
+        scores[i] = float(np.mean(gain > 0)) + 1e-3 * float(np.tanh(np.mean(gain)))
+    return scores

@@ -1,0 +1,1 @@
+"""Fine-tune, evaluate and benchmark: the harness that checks whether a selection pays off."""

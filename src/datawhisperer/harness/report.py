@@ -1,0 +1,136 @@
+"""`datawhisperer report DIR`: one self-contained HTML page for a selection run or a bench directory."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import _opt
+from ..data import atomic_write_text, load_table
+from ..errors import UserError
+
+
+@dataclass
+class ReportConfig:
+    run_dir: str = _opt("", "a `select` output directory or a `bench` directory", positional=True)
+    out: str | None = _opt(None, "HTML file to write (default: RUN_DIR/report.html)")
+    examples: int = _opt(10, "how many top and bottom examples to show")
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return f'<img alt="chart" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _page(title: str, body: str) -> str:
+    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+             "vertical-align:top;font-size:14px}th{background:#f4f4f4}pre{white-space:pre-wrap;margin:0}"
+             "img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def selection_report(run_dir: Path, n_examples: int) -> str:
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    scores = [json.loads(line) for line in (run_dir / "scores.jsonl").read_text(encoding="utf-8").splitlines()]
+    values = np.array([s["score"] for s in scores if s["score"] is not None], dtype=np.float64)
+    plt = _plt()
+    parts = []
+    facts = {k: info.get(k) for k in ("method", "pool_size", "episodes", "failed_episodes", "layer", "query_source",
+                                      "selection_seconds", "model_load_seconds", "peak_rss_mb")}
+    facts["model"] = (info.get("model") or {}).get("model")
+    config = info.get("config", {})
+    facts.update({k: config.get(k) for k in ("data", "task", "n_demos", "n_queries", "rounds", "seed", "weighting",
+                                             "query_mode", "scoring")})
+    parts.append("<h2>Run</h2>" + _table(["fact", "value"], [[html.escape(k), html.escape(str(v))]
+                                                             for k, v in facts.items() if v is not None]))
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.hist(values, bins=40)
+    ax.set_xlabel("score")
+    ax.set_ylabel("examples")
+    fig.tight_layout()
+    parts.append(f"<h2>Score distribution</h2><p>{len(values)} scored, {len(scores) - len(values)} unscored.</p>"
+                 + _png(fig))
+    episodes_file = run_dir / "episodes.jsonl"
+    if episodes_file.exists():
+        by_slot: dict[int, list[float]] = {}
+        for line in episodes_file.read_text(encoding="utf-8").splitlines():
+            episode = json.loads(line)
+            if not episode.get("failed"):
+                for slot, weight in enumerate(episode["weights"]):
+                    by_slot.setdefault(slot, []).append(weight)
+        if by_slot:
+            slots = sorted(by_slot)
+            means = [float(np.mean(by_slot[s])) for s in slots]
+            fig, ax = plt.subplots(figsize=(7, 3))
+            ax.bar([s + 1 for s in slots], means)
+            ax.set_xlabel("demonstration position in the prompt (1 = first)")
+            ax.set_ylabel("mean attention weight")
+            fig.tight_layout()
+            parts.append("<h2>Attention weight by demonstration position</h2><p>"
+                         + ", ".join(f"{m:.3f}" for m in means) + "</p>" + _png(fig))
+    data = config.get("data")
+    records = load_table(data).records if data and Path(data).exists() else None
+    ranked = sorted((s for s in scores if s["score"] is not None), key=lambda s: -s["score"])
+    for title, chosen in (("Top examples", ranked[:n_examples]), ("Bottom examples", ranked[-n_examples:][::-1])):
+        rows = [[str(s["index"]), f"{s['score']:.5f}", str(s["appearances"]),
+                 f"<pre>{html.escape(json.dumps(records[s['index']], ensure_ascii=False)[:1500])}</pre>"
+                 if records else ""] for s in chosen]
+        parts.append(f"<h2>{title}</h2>" + _table(["index", "score", "appearances", "record"], rows))
+    return _page(f"datawhisperer selection: {run_dir}", "".join(parts))
+
+
+def bench_report(bench_dir: Path) -> str:
+    from .tables import charts, collect, markdown
+
+    results = collect(bench_dir)
+    config = json.loads((bench_dir / "results.json").read_text(encoding="utf-8")).get("config", {})
+    table_md = markdown(results, config).splitlines()
+    rows = [line.strip("|").split("|") for line in table_md if line.startswith("|")]
+    header, body = [c.strip() for c in rows[0]], [[html.escape(c.strip()) for c in r] for r in rows[2:]]
+    images = ""
+    for path in charts(results, bench_dir / "charts"):
+        images += f'<h2>{html.escape(path.stem)}</h2><img alt="{path.stem}" src="data:image/png;base64,' \
+                  f'{base64.b64encode(path.read_bytes()).decode()}">'
+    intro = f"<p>{html.escape(table_md[2])}</p>" if len(table_md) > 2 else ""
+    return _page(f"datawhisperer benchmark: {bench_dir}", intro + _table(header, body) + images)
+
+
+def report(config: ReportConfig) -> Path:
+    run_dir = Path(config.run_dir)
+    if (run_dir / "results.json").exists():
+        page = bench_report(run_dir)
+    elif (run_dir / "run.json").exists() and (run_dir / "scores.jsonl").exists():
+        page = selection_report(run_dir, config.examples)
+    else:
+        raise UserError(f"{run_dir} is neither a finished selection run nor a bench directory")
+    out = Path(config.out) if config.out else run_dir / "report.html"
+    atomic_write_text(out, page)
+    print(f"wrote {out}")
+    return out

@@ -1,0 +1,135 @@
+"""Benchmark results: results.json, a Markdown table (mean ± std over seeds) and PNG charts."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..data import atomic_write_json, atomic_write_text
+
+CELL_KEYS = ("method", "budget", "seed", "score", "loss", "selection_seconds", "finetune_seconds",
+             "mean_answer_words", "final_loss", "examples", "steps", "cell_seconds")
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def collect(out: Path) -> dict:
+    cells = [{k: r.get(k) for k in CELL_KEYS} for r in map(_read, sorted(out.glob("cells/*/result.json")))]
+    full = [{k: r.get(k) for k in ("seed", "score", "loss", "finetune_seconds", "mean_answer_words", "final_loss")}
+            for r in map(_read, sorted(out.glob("full/*/result.json")))]
+    zero = out / "zero_shot" / "result.json"
+    zero_shot = {k: v for k, v in _read(zero).items() if k in ("score", "loss", "mean_answer_words")} \
+        if zero.exists() else None
+    return {"cells": cells, "full": full, "zero_shot": zero_shot}
+
+
+def _mean_std(values: list[float]) -> tuple[float, float, int]:
+    array = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if not len(array):
+        return float("nan"), float("nan"), 0
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0, len(array)
+
+
+def _fmt(values: list[float], digits: int = 2) -> str:
+    mean, std, n = _mean_std(values)
+    if not n:
+        return "–"
+    return f"{mean:.{digits}f} ± {std:.{digits}f} ({n})" if n > 1 else f"{mean:.{digits}f} (1)"
+
+
+def summarize(results: dict) -> list[dict]:
+    """One row per (method, budget): means, stds, seeds, STR."""
+    full_seconds = _mean_std([f["finetune_seconds"] for f in results["full"]])[0]
+    groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
+    for cell in results["cells"]:
+        groups[(cell["method"], cell["budget"])].append(cell)
+    rows = []
+    for (method, budget), cells in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        score, score_std, n = _mean_std([c["score"] for c in cells])
+        loss, loss_std, _ = _mean_std([c["loss"] for c in cells])
+        selection = _mean_std([c["selection_seconds"] for c in cells])[0]
+        rows.append({"method": method, "budget": budget, "seeds": n, "score": score, "score_std": score_std,
+                     "loss": loss, "loss_std": loss_std,
+                     "mean_answer_words": _mean_std([c["mean_answer_words"] for c in cells])[0],
+                     "selection_seconds": selection,
+                     "str": selection / full_seconds if full_seconds == full_seconds and full_seconds else None})
+    return rows
+
+
+def markdown(results: dict, config: dict) -> str:
+    lines = ["# Benchmark results", "",
+             f"Pool `{config.get('pool')}` (limit {config.get('pool_limit')}), test `{config.get('test')}` "
+             f"(loss on all records, score on the first {config.get('generate_limit') or 'all'}), task "
+             f"`{config.get('task')}`; fine-tuning: {config.get('epochs')} epochs, lr {config.get('lr')}, batch "
+             f"{config.get('batch_size')}, LoRA r {config.get('lora_r')}. Mean ± std over seeds (number of seeds).",
+             "", "| method | budget | score | loss | answer words | selection s | STR |", "|---|---|---|---|---|---|---|"]
+    groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
+    for cell in results["cells"]:
+        groups[(cell["method"], cell["budget"])].append(cell)
+    str_by_key = {(r["method"], r["budget"]): r["str"] for r in summarize(results)}
+    for (method, budget), cells in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        strv = str_by_key.get((method, budget))
+        lines.append(f"| {method} | {budget:g} | {_fmt([c['score'] for c in cells])} | "
+                     f"{_fmt([c['loss'] for c in cells], 4)} | {_fmt([c['mean_answer_words'] for c in cells], 1)} | "
+                     f"{_fmt([c['selection_seconds'] for c in cells], 0)} | "
+                     f"{'–' if strv is None else f'{strv:.3f}'} |")
+    if results["full"]:
+        full = results["full"]
+        lines.append(f"| full pool | 1 | {_fmt([f['score'] for f in full])} | {_fmt([f['loss'] for f in full], 4)} | "
+                     f"{_fmt([f['mean_answer_words'] for f in full], 1)} | fine-tune "
+                     f"{_fmt([f['finetune_seconds'] for f in full], 0)} | |")
+    if results["zero_shot"]:
+        z = results["zero_shot"]
+        lines.append(f"| zero-shot | 0 | {z['score']:.2f} | {z['loss']:.4f} | {z.get('mean_answer_words', 0):.1f} | | |")
+    return "\n".join(lines) + "\n"
+
+
+def charts(results: dict, out: Path) -> list[Path]:
+    rows = summarize(results)
+    if not rows:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    methods = sorted({r["method"] for r in rows})
+    budgets = sorted({r["budget"] for r in rows})
+    written = []
+    for key, label in (("score", "test score (x100)"), ("loss", "test loss (gold-answer cross-entropy)")):
+        fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(methods)), 4))
+        width = 0.8 / len(budgets)
+        for b, budget in enumerate(budgets):
+            by_method = {r["method"]: r for r in rows if r["budget"] == budget}
+            values = [by_method.get(m, {}).get(key, np.nan) for m in methods]
+            errors = [by_method.get(m, {}).get(f"{key}_std", 0.0) for m in methods]
+            ax.bar(np.arange(len(methods)) + b * width, values, width, yerr=errors, capsize=3, label=f"budget {budget:g}")
+        reference = {"score": [f["score"] for f in results["full"]], "loss": [f["loss"] for f in results["full"]]}[key]
+        if reference:
+            ax.axhline(float(np.mean(reference)), color="black", linestyle="--", label="full pool")
+        if results["zero_shot"]:
+            ax.axhline(results["zero_shot"][key], color="grey", linestyle=":", label="zero-shot")
+        ax.set_xticks(np.arange(len(methods)) + width * (len(budgets) - 1) / 2, methods, rotation=30, ha="right")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out / f"{key}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_results(out: Path, config: dict) -> dict:
+    results = collect(out)
+    payload = {"config": config, **results, "summary": summarize(results)}
+    atomic_write_json(out / "results.json", payload)
+    atomic_write_text(out / "results.md", markdown(results, config))
+    charts(results, out / "charts")
+    return payload

@@ -1,0 +1,60 @@
+import json
+
+import pytest
+from conftest import plural_records, write_jsonl
+
+from datawhisperer.cli import main
+from datawhisperer.harness import bench as bench_module
+
+
+def bench_args(tmp_path, tiny_model_dir):
+    pool = write_jsonl(tmp_path / "pool.jsonl", plural_records(16))
+    test = write_jsonl(tmp_path / "test.jsonl", plural_records(5))
+    return ["bench", "--pool", pool, "--test", test, "--out", str(tmp_path / "bench"), "--task", "classification",
+            "--model", str(tiny_model_dir), "--methods", "datawhisperer-paper", "--methods", "datawhisperer-debiased",
+            "--methods", "random", "--methods", "length", "--budgets", "0.25", "--seeds", "0", "--seeds", "1",
+            "--epochs", "1", "--lora-r", "2", "--n-demos", "3", "--n-queries", "2", "--select-max-new-tokens", "2",
+            "--eval-max-new-tokens", "2", "--generate-limit", "3", "--quiet"]
+
+
+def test_bench_runs_every_cell_and_resumes_without_redoing_any(tmp_path, tiny_model_dir, monkeypatch):
+    args = bench_args(tmp_path, tiny_model_dir)
+    assert main(args) == 0
+    out = tmp_path / "bench"
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["cells"]) == 8 and len(results["full"]) == 2 and results["zero_shot"]["loss"] > 0
+    cell = results["cells"][0]
+    for key in ("method", "budget", "seed", "score", "loss", "selection_seconds", "finetune_seconds"):
+        assert cell[key] is not None
+    # one Data Whisperer selection per seed serves every weighting
+    assert sorted(p.name for p in (out / "selections").iterdir()) == [
+        "datawhisperer-r1-s0", "datawhisperer-r1-s1", "length", "random-s0", "random-s1"]
+    assert (out / "charts" / "score.png").exists() and "| random | 0.25 |" in (out / "results.md").read_text()
+    summary = {(r["method"], r["budget"]): r for r in results["summary"]}
+    assert summary[("random", 0.25)]["seeds"] == 2 and summary[("random", 0.25)]["str"] is not None
+
+    def no_work(*a, **k):
+        raise AssertionError("a finished cell was recomputed")
+
+    monkeypatch.setattr(bench_module.Bench, "train_and_evaluate", no_work)
+    monkeypatch.setattr(bench_module.Bench, "selection", no_work)
+    assert main(args) == 0  # everything is finished: nothing runs again
+    (out / "cells" / "length-b0.25-s1" / "result.json").unlink()
+    with pytest.raises(AssertionError, match="recomputed"):
+        main(args)  # exactly the missing cell is redone
+
+
+def test_report_pages(tmp_path, tiny_model_dir):
+    assert main(bench_args(tmp_path, tiny_model_dir)[:-1] + ["--quiet"]) == 0
+    assert main(["report", str(tmp_path / "bench")]) == 0
+    page = (tmp_path / "bench" / "report.html").read_text()
+    assert "<table>" in page and "data:image/png;base64," in page and "datawhisperer-debiased" in page
+    run_dir = tmp_path / "bench" / "selections" / "datawhisperer-r1-s0"
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "sel.html")]) == 0
+    page = (tmp_path / "sel.html").read_text()
+    assert "Attention weight by demonstration position" in page and "Top examples" in page
+
+
+def test_bench_rejects_unknown_methods(tmp_path, capsys):
+    assert main(["bench", "--pool", "p", "--test", "t", "--out", str(tmp_path), "--methods", "datawhisperer-unifrom"]) == 2
+    assert "did you mean 'uniform'" in capsys.readouterr().err

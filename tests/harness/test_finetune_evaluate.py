@@ -1,0 +1,58 @@
+import json
+
+import pytest
+import torch
+from conftest import byte_tokenizer, plural_records, write_jsonl
+
+from datawhisperer.cli import main
+from datawhisperer.harness.common import builder_for, encode_completion
+from datawhisperer.tasks import Example
+
+
+def test_loss_covers_the_answer_and_end_of_turn_only():
+    tokenizer = byte_tokenizer()
+    builder = builder_for(tokenizer, "Pluralise.")
+    ids, start = encode_completion(tokenizer, builder, Example((("user", "cat"),), "cats"), max_length=512)
+    assert tokenizer.decode(ids[start:]) == "cats<|im_end|>\n"
+    assert tokenizer.decode(ids[:start]).endswith("<|im_start|>assistant\n")
+    trimmed, trimmed_start = encode_completion(tokenizer, builder, Example((("user", "cat " * 50),), "cats"), 30)
+    assert len(trimmed) == 30 and tokenizer.decode(trimmed[trimmed_start:]) == "cats<|im_end|>\n"
+
+
+def test_finetune_then_evaluate(tmp_path, tiny_model_dir):
+    data = write_jsonl(tmp_path / "train.jsonl", plural_records(8))
+    test = write_jsonl(tmp_path / "test.jsonl", plural_records(6))
+    adapter = tmp_path / "adapter"
+    assert main(["finetune", data, "--out", str(adapter), "--model", str(tiny_model_dir), "--task", "classification",
+                 "--epochs", "4", "--lr", "5e-3", "--batch-size", "4", "--lora-r", "4", "--quiet"]) == 0
+    info = json.loads((adapter / "finetune.json").read_text())
+    assert (adapter / "adapter_config.json").exists() and info["steps"] == 8 and info["finetune_seconds"] > 0
+    assert info["final_loss"] < info["first_loss"]  # it learns the (repeated) training answers
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(adapter), "--data", test, "--task", "classification", "--out", str(out),
+                 "--max-new-tokens", "4", "--generate-limit", "4", "--quiet"]) == 0
+    result = json.loads((out / "evaluation.json").read_text())
+    assert result["n_loss"] == 6 and result["n_generate"] == 4 and 0 <= result["score"] <= 100
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 4
+    base = tmp_path / "base-eval"
+    assert main(["evaluate", str(tiny_model_dir), "--data", test, "--task", "classification", "--out", str(base),
+                 "--max-new-tokens", "2", "--generate-limit", "0", "--quiet"]) == 0
+    # the fine-tuned model fits the plurals better than the random base model
+    assert result["loss"] < json.loads((base / "evaluation.json").read_text())["loss"]
+
+
+def test_evaluation_loss_is_the_mean_answer_cross_entropy(tmp_path, tiny_model_dir):
+    from datawhisperer.harness.common import load_for_training, load_task_data
+    from datawhisperer.harness.evaluate import answer_losses
+
+    test = write_jsonl(tmp_path / "test.jsonl", plural_records(3))
+    data = load_task_data(test, "classification")
+    model, tokenizer, device, _ = load_for_training(str(tiny_model_dir), "cpu", log=lambda m: None)
+    builder = builder_for(tokenizer, data.instruction)
+    losses = answer_losses(model, tokenizer, builder, data.examples, batch_size=2, max_length=512, device=device)
+    for loss, example in zip(losses, data.examples):
+        ids, start = encode_completion(tokenizer, builder, example, 512)
+        labels = torch.tensor([[-100] * start + ids[start:]])
+        with torch.no_grad():
+            expected = model(input_ids=torch.tensor([ids]), labels=labels).loss
+        assert loss == pytest.approx(float(expected), abs=1e-4)
