@@ -10,6 +10,7 @@ loop decodes, dropping rows as they finish.
 from __future__ import annotations
 
 import inspect
+import time
 
 import numpy as np
 import torch
@@ -68,6 +69,7 @@ class HFBackend:
         self._cache_kwarg = "cache" if "cache" in forward_params else "past_key_values"  # renamed in 5.x
         self.pad_id = self._pad_id()
         self.eos_ids = self._eos_ids()
+        self.timing = {"prefill_seconds": 0.0, "prefill_tokens": 0, "decode_seconds": 0.0, "decode_steps": 0}
         self.description = {"model": self.source_name, "architecture": type(self.model).__name__,
                             "num_layers": self.num_layers, "layer": self.layer, "device": str(self.device),
                             "dtype": str(self.dtype).removeprefix("torch."), "max_length": self.max_length,
@@ -117,6 +119,7 @@ class HFBackend:
         query_lengths: how many leading tokens of each suffix are query tokens whose attention counts
         (default: all of them).
         """
+        started = time.perf_counter()
         prefix_ids, spans = self._encode_prefix(prompt)
         n_prefix, batch = len(prefix_ids), len(suffix_ids)
         cache = _new_cache(self.model)
@@ -147,6 +150,8 @@ class HFBackend:
                              logits_to_keep=width if all_logits else 1)
         demo_tokens = [hi - lo for lo, hi in spans]
         prompt_tokens = n_prefix + sum(len(s) for s in suffix_ids)
+        self.timing["prefill_seconds"] += time.perf_counter() - started
+        self.timing["prefill_tokens"] += prompt_tokens
         return out.logits, cache, mask, positions[:, -1], request.mass.cpu().double().numpy(), demo_tokens, \
             prompt_tokens
 
@@ -160,6 +165,7 @@ class HFBackend:
 
     @torch.inference_mode()
     def _greedy(self, logits, cache, mask, last_pos, max_new_tokens: int, stop: tuple[str, ...]) -> list[str]:
+        started = time.perf_counter()
         batch = logits.shape[0]
         generated: list[list[int]] = [[] for _ in range(batch)]
         active = list(range(batch))  # original row of each live batch row
@@ -186,6 +192,8 @@ class HFBackend:
             out = self.model(next_tokens.unsqueeze(1), attention_mask=mask, position_ids=last_pos.unsqueeze(1),
                              use_cache=True, **{self._cache_kwarg: cache})
             next_tokens = out.logits[:, -1].argmax(-1)
+            self.timing["decode_steps"] += 1
+        self.timing["decode_seconds"] += time.perf_counter() - started
         return [_cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), stop) for ids in generated]
 
     def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int) -> EpisodeResult:
