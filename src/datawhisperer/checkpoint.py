@@ -8,10 +8,12 @@ kernel releases it when a process dies, even by kill -9).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from .data import atomic_write_json
@@ -164,6 +166,20 @@ def clear_directory(directory: Path) -> None:
 
     for path in our_files(directory):
         shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+@contextlib.contextmanager
+def claimed_directory(directory: Path, overwrite: bool) -> Iterator[Path]:
+    """Create and lock an output directory for one writer, clearing an earlier run's files on --overwrite."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = DirectoryLock(directory)
+    lock.acquire()
+    try:
+        if overwrite:
+            clear_directory(directory)
+        yield directory
+    finally:
+        lock.release()
 
 
 def write_run_file(directory: Path, info: dict) -> None:

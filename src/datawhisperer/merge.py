@@ -11,14 +11,7 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .checkpoint import (
-    RUN_FILE,
-    DirectoryLock,
-    EpisodeLog,
-    check_directory,
-    clear_directory,
-    describe_differences,
-)
+from .checkpoint import RUN_FILE, EpisodeLog, check_directory, claimed_directory, describe_differences
 from .config import SelectConfig, _opt
 from .errors import UserError
 from .runner import finalize, missing_episodes, prepare, run_info, stderr, summary
@@ -99,12 +92,7 @@ def merge(config: MergeConfig) -> None:
 
     out = Path(config.out)
     check_directory(out, prepared.fingerprint, resume=False, overwrite=config.overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    lock = DirectoryLock(out)
-    lock.acquire()
-    try:
-        if config.overwrite:
-            clear_directory(out)
+    with claimed_directory(out, config.overwrite):
         timings = {
             "selection_seconds": round(sum(i["selection_seconds"] for i in infos), 3),
             "selection_wall_seconds": round(max(i["selection_seconds"] for i in infos), 3),
@@ -115,7 +103,5 @@ def merge(config: MergeConfig) -> None:
         }
         info = run_info(prepared, list(outcomes.values()), first["model"], timings)
         selection = finalize(prepared, outcomes, out, info)
-    finally:
-        lock.release()
     if not config.quiet:
         stderr(summary(selection, info, out, select_config.budget))

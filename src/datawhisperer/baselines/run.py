@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import __version__
 from ..backends import load_backend
-from ..checkpoint import DirectoryLock, check_directory, clear_directory, write_run_file
+from ..checkpoint import check_directory, claimed_directory, write_run_file
 from ..config import SelectConfig
 from ..errors import UserError
 from ..runner import peak_memory, prepare, silence_transformers, stderr
@@ -54,15 +54,8 @@ def run_baseline(config: SelectConfig, records=None, backend=None) -> Selection:
             "selection_seconds": round(seconds, 3), "model_load_seconds": round(load_seconds, 3), **peak_memory()}
     selection = Selection(prepared.table, scores, np.zeros(len(scores), dtype=np.int64), info)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        lock = DirectoryLock(out)
-        lock.acquire()
-        try:
-            if config.overwrite:
-                clear_directory(out)
+        with claimed_directory(out, config.overwrite):
             selection.save(out, config.budget)
             write_run_file(out, info)
-        finally:
-            lock.release()
     log(f"{config.method}: scored {len(scores)} examples in {seconds:.1f}s" + (f"; files in {out}" if out else ""))
     return selection
