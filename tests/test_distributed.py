@@ -139,3 +139,37 @@ def test_two_ranks_over_gloo_equal_one_process(tmp_path, pool, tiny_model_dir, l
     assert info["world_size"] == 2 and info["episodes"] == 14
     assert sorted(p.name for p in ranks.glob("episodes*")) == ["episodes.jsonl"]  # rank logs merged
     assert len((ranks / "episodes.jsonl").read_text().splitlines()) == 14
+
+
+def test_episode_batches_change_nothing_but_speed(tmp_path, pool, tiny_model_dir):
+    """Several episodes per batch give the scores of one at a time; shards split whole batches."""
+    outs = {}
+    for group in (1, 4):
+        out = tmp_path / f"g{group}"
+        assert main(["select", pool, "--out", str(out), "--model", str(tiny_model_dir), *TINY,
+                     "--episode-batch", str(group)]) == 0
+        outs[group] = out
+    for a, b in zip(scores(outs[1]), scores(outs[4])):
+        assert a["appearances"] == b["appearances"] and a["score"] == pytest.approx(b["score"], abs=1e-6)
+    answers = lambda out: [e["answers"] for e in episodes_without_timing(out)]  # noqa: E731
+    assert answers(outs[1]) == answers(outs[4])
+    shards = []
+    for index in range(2):
+        shard = tmp_path / f"shard{index}"
+        assert main(["select", pool, "--out", str(shard), "--model", str(tiny_model_dir), *TINY,
+                     "--episode-batch", "4", "--shard", f"{index}/2"]) == 0
+        shards.append(str(shard))
+    merged = tmp_path / "merged"
+    assert main(["merge", *shards, "--out", str(merged), "--quiet"]) == 0
+    assert (merged / "scores.jsonl").read_bytes() == (outs[4] / "scores.jsonl").read_bytes()
+    # a batch cut short by a kill is replayed whole on resume, and only its missing outcomes are added
+    log = outs[4] / "episodes.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:6]))
+    run = outs[4] / "run.json"
+    run.write_text(run.read_text().replace('"finished"', '"running"'))
+    reference = (merged / "scores.jsonl").read_bytes()
+    assert main(["select", pool, "--out", str(outs[4]), "--model", str(tiny_model_dir), *TINY,
+                 "--episode-batch", "4", "--resume"]) == 0
+    assert (outs[4] / "scores.jsonl").read_bytes() == reference
+    assert json.loads(run.read_text())["played_episodes"] == 14 - 4  # the batch of episodes 4-7 is replayed whole

@@ -26,7 +26,8 @@ _CHUNK_ELEMENTS = 1 << 24  # logits per chunk (64 MiB in float32)
 class CaptureRequest:
     """What to measure in one forward pass.
 
-    column_map: [kv_positions, n_demos] 0/1 matrix marking each demonstration's key positions.
+    column_map: [batch, kv_positions, n_demos] (or one [kv_positions, n_demos] for every row): 0/1 marks of
+        each demonstration's key positions.
     row_weights: [batch, query_len] 1.0 for query tokens whose attention counts, 0.0 for padding.
     Result `mass`: [batch, n_demos] attention summed over heads, query rows and demo columns.
     """
@@ -81,11 +82,14 @@ def demo_attention_mass(query: torch.Tensor, key: torch.Tensor, attention_mask: 
     groups = heads // kv_heads
     scaling = dim ** -0.5 if scaling is None else scaling
     cols = column_map.to(device=query.device, dtype=torch.float32)
-    n_cols = cols.shape[0]
+    if cols.dim() == 2:
+        cols = cols.unsqueeze(0)
+    n_cols = cols.shape[1]
+    cols = cols[:, None, None]  # [b or 1, 1, 1, n_cols, n_demos]
     keys_t = key.float().unsqueeze(2).transpose(-1, -2)  # [b, kvh, 1, d, kv]
     queries = query.float().view(batch, kv_heads, groups, q_len, dim)
     weights = row_weights.to(device=query.device, dtype=torch.float32)
-    mass = torch.zeros(batch, cols.shape[1], dtype=torch.float32, device=query.device)
+    mass = torch.zeros(batch, cols.shape[-1], dtype=torch.float32, device=query.device)
     chunk = max(1, _CHUNK_ELEMENTS // max(1, batch * heads * kv_len))
     for start in range(0, q_len, chunk):
         stop = min(q_len, start + chunk)

@@ -55,6 +55,8 @@ class SelectConfig:
     method: str = _opt("datawhisperer", "selection method: datawhisperer, or a baseline (random, length, perplexity, "
                        "ifd, nuggets, grand)")
     anchors: int = _opt(8, "nuggets: size of the fixed anchor set")
+    episode_batch: int = _opt(1, "episodes played together in one batch (faster decoding); the groups are fixed by the "
+                              "plan, so results never depend on how the work is spread")
     max_retries: int = _opt(3, "re-draws of a failed episode's queries before its demos go unscored by it")
     shard: str | None = _opt(None, "i/n: play only shard i of n of the episodes into --out (for job arrays); "
                              "combine the shards with `datawhisperer merge`")
@@ -68,7 +70,7 @@ class SelectConfig:
             raise UserError("give at least one --budget")
         for raw in self.budget:
             parse_budget(raw)
-        for name in ("n_demos", "n_queries", "rounds"):
+        for name in ("n_demos", "n_queries", "rounds", "episode_batch"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.max_retries < 0:

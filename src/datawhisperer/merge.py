@@ -83,10 +83,11 @@ def merge(config: MergeConfig) -> None:
     for directory, info in zip(directories, infos):
         index = info["shard"]["index"]
         for outcome in EpisodeLog(directory / "episodes.jsonl").read(repair=False):
-            if outcome.episode % count != index:
+            if (outcome.episode // select_config.episode_batch) % count != index:
                 raise UserError(f"{directory} (shard {index}/{count}) holds episode {outcome.episode} of another shard")
             outcomes[(outcome.episode, outcome.attempt)] = outcome
-        missing = missing_episodes(prepared.plan, select_config.max_retries, outcomes, (index, count))
+        missing = missing_episodes(prepared.plan, select_config.max_retries, outcomes, (index, count),
+                                   select_config.episode_batch)
         if missing:
             raise UserError(f"{directory} (shard {index}/{count}) lacks {len(missing)} episodes (first: {missing[0]})")
 

@@ -53,27 +53,51 @@ class EpisodePlayer:
         return None, [], dropped
 
     def play(self, episode: Episode) -> EpisodeOutcome:
-        self.played += 1
+        return self.play_group([episode])[0]
+
+    def play_group(self, episodes: list[Episode]) -> list[EpisodeOutcome]:
+        """Play episodes in one backend batch; each outcome is what its episode yields alone."""
+        self.played += len(episodes)
         start = time.perf_counter()
-        queries = [self.prepared.queries[q] for q in episode.queries]
-        outcome = EpisodeOutcome(episode.id, episode.attempt, episode.round, [], list(episode.queries),
-                                 None, [], [])
-        prompt, shown, dropped = self._fit(list(episode.demos), queries)
-        outcome.dropped = dropped
-        if prompt is None:
-            outcome.failed, outcome.reason = True, "queries alone exceed the context length"
-            return outcome
-        outcome.demos = shown
         config = self.prepared.config
+        outcomes, playable, prompts, queries = [], [], [], []
+        for episode in episodes:
+            episode_queries = [self.prepared.queries[q] for q in episode.queries]
+            outcome = EpisodeOutcome(episode.id, episode.attempt, episode.round, [], list(episode.queries),
+                                     None, [], [])
+            prompt, shown, outcome.dropped = self._fit(list(episode.demos), episode_queries)
+            outcome.demos = shown
+            if prompt is None:
+                outcome.failed, outcome.reason = True, "queries alone exceed the context length"
+            else:
+                playable.append(outcome)
+                prompts.append(prompt)
+                queries.append(episode_queries)
+            outcomes.append(outcome)
+        if prompts:
+            if config.scoring == "likelihood":
+                results = self.backend.score_answers_batch(prompts, [[q.answer for q in qs] for qs in queries],
+                                                           self.layer)
+            else:
+                results = self.backend.run_episodes(prompts, self.layer, self.prepared.max_new_tokens, self.stop)
+            for outcome, result, episode_queries in zip(playable, results, queries):
+                self._record(outcome, result, episode_queries)
+        seconds = (time.perf_counter() - start) / len(episodes)
+        for outcome in outcomes:
+            outcome.seconds = seconds
+        return outcomes
+
+    def _record(self, outcome: EpisodeOutcome, result, queries: list[Example]) -> None:
+        """Score the answers (or take the likelihoods) and the attention of one episode."""
+        config = self.prepared.config
+        scores: list[float | None] = []
         if config.scoring == "likelihood":
-            result = self.backend.score_answers(prompt, [q.answer for q in queries], self.layer)
-            scores: list[float | None] = list(result.token_scores)
+            scores = list(result.token_scores)
         else:
-            result = self.backend.run_episode(prompt, self.layer, self.prepared.max_new_tokens, self.stop)
             answers = result.texts
             if config.query_mode == "multi":
-                answers = parse_numbered_answers(result.texts[0], len(queries))
                 outcome.answers = list(result.texts)
+                answers = parse_numbered_answers(result.texts[0], len(queries))
             if answers is None:
                 outcome.failed, outcome.reason = True, "numbered answers could not be parsed"
             else:
@@ -87,35 +111,49 @@ class EpisodePlayer:
         outcome.weights = normalise(outcome.attention)
         outcome.prompt_tokens = int(result.prompt_tokens)
         if not outcome.failed:
-            outcome.query_scores = [float(s) for s in scores]
-        outcome.seconds = time.perf_counter() - start
-        return outcome
+            outcome.query_scores = [float(x) for x in scores]
+
+
+def share_of(plan, group_size: int, rank: int, world_size: int) -> list[list[Episode]]:
+    """This rank's groups: consecutive planned episodes, `group_size` at a time; group k goes to rank k mod N.
+    Groups are fixed by the plan, so what a batch holds never depends on how the work is spread."""
+    episodes = plan.episodes()
+    groups = [episodes[k: k + group_size] for k in range(0, len(episodes), group_size)]
+    return [group for k, group in enumerate(groups) if k % world_size == rank]
 
 
 def play_share(player: EpisodePlayer, rank: int, world_size: int, done: dict, log: EpisodeLog | None,
                progress: bool) -> list[EpisodeOutcome]:
-    """Play this rank's share of the plan, re-drawing failed episodes; skip what `done` holds."""
+    """Play this rank's share of the plan, re-drawing failed episodes; skip what `done` holds.
+
+    A group's failed episodes are re-drawn together, attempt by attempt. A batch whose outcomes are all in
+    `done` is skipped; a partly finished one is replayed whole (so its numbers are those of an uninterrupted
+    run) and only the missing outcomes are appended."""
     plan = player.prepared.plan
     max_retries = player.prepared.config.max_retries
-    mine = [e for e in plan.episodes() if e.id % world_size == rank]
+    groups = share_of(plan, player.prepared.config.episode_batch, rank, world_size)
     outcomes: list[EpisodeOutcome] = []
     failures = 0
-    bar = tqdm(total=len(mine), disable=not progress, unit="episode", desc="scoring", file=sys.stderr,
+    bar = tqdm(total=sum(map(len, groups)), disable=not progress, unit="episode", desc="scoring", file=sys.stderr,
                dynamic_ncols=True)
-    for planned in mine:
-        episode = planned
-        while True:
-            outcome = done.get((episode.id, episode.attempt))
-            if outcome is None:
-                outcome = player.play(episode)
-                if log is not None:
-                    log.append(outcome)
-            outcomes.append(outcome)
-            if not outcome.failed or episode.attempt >= max_retries:
-                break
-            failures += 1
-            episode = plan.retry(planned, episode.attempt + 1)
-        bar.update(1)
+    for group in groups:
+        pending, attempt = list(group), 0
+        while pending:
+            batch = [plan.retry(e, attempt) if attempt else e for e in pending]
+            keys = [(e.id, attempt) for e in batch]
+            if all(key in done for key in keys):
+                results = [done[key] for key in keys]
+            else:
+                fresh = player.play_group(batch)
+                for key, outcome in zip(keys, fresh):
+                    if key not in done and log is not None:
+                        log.append(outcome)
+                results = [done.get(key, outcome) for key, outcome in zip(keys, fresh)]
+            outcomes.extend(results)
+            retry = [e for e, o in zip(pending, results) if o.failed and attempt < max_retries]
+            failures += len(retry)
+            pending, attempt = retry, attempt + 1
+        bar.update(len(group))
         if failures:
             bar.set_postfix(failed=failures)
     bar.close()

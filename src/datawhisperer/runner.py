@@ -96,7 +96,7 @@ def prepare(config: SelectConfig, records: list[dict] | None = None) -> Prepared
         "rounds": config.rounds, "seed": config.seed, "query_source": plan.query_source if plan else None,
         "query_mode": config.query_mode, "max_new_tokens": max_new_tokens, "max_length": config.max_length,
         "scoring": config.scoring, "max_retries": config.max_retries, "dtype": config.dtype,
-        "method": config.method, **({"anchors": config.anchors} if config.method == "nuggets" else {}),
+        "episode_batch": config.episode_batch, "method": config.method, **({"anchors": config.anchors} if config.method == "nuggets" else {}),
     }
     return Prepared(config, table, examples, queries, task, metric, plan, max_new_tokens, fingerprint)
 
@@ -120,12 +120,13 @@ def peak_memory() -> dict:
     return memory
 
 
-def missing_episodes(plan: EpisodePlan, max_retries: int, outcomes: dict, share: tuple[int, int] = (0, 1)) -> list[int]:
+def missing_episodes(plan: EpisodePlan, max_retries: int, outcomes: dict, share: tuple[int, int] = (0, 1),
+                     group_size: int = 1) -> list[int]:
     """Planned episode ids (of one share) without a final outcome: a success, or the last allowed re-draw."""
     rank, world = share
     missing = []
     for episode in plan.episodes():
-        if episode.id % world != rank:
+        if (episode.id // group_size) % world != rank:
             continue
         attempt = 0
         while (episode.id, attempt) in outcomes and outcomes[(episode.id, attempt)].failed and attempt < max_retries:

@@ -94,3 +94,22 @@ def test_model_id_from_the_local_hub_cache(tmp_path, monkeypatch, tiny_model_dir
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     backend = HFBackend(model="tiny-org/tiny-llama", device="cpu", log=lambda m: None)
     assert backend.num_layers == 3
+
+
+def test_episodes_batched_together_compute_what_each_computes_alone(backend):
+    builder = PromptBuilder(backend.tokenizer, "Pluralise.", "single")
+    more = [Example((("user", "a very long demonstration input here"),), "long answers"),
+            Example((("user", "x"),), "xs")]
+    prompts = [builder.build(DEMOS, QUERIES), builder.build(more + DEMOS, QUERIES[:1]), builder.build(DEMOS[:1],
+                                                                                                     QUERIES[1:])]
+    together = backend.run_episodes(prompts, backend.layer, max_new_tokens=6)
+    for prompt, batched in zip(prompts, together):
+        alone = backend.run_episode(prompt, backend.layer, max_new_tokens=6)
+        assert batched.texts == alone.texts and batched.demo_tokens == alone.demo_tokens
+        assert batched.demo_mass == pytest.approx(alone.demo_mass, abs=1e-4)
+    answers = [[q.answer for q in QUERIES], [QUERIES[0].answer], [q.answer for q in QUERIES[1:]]]
+    scored = backend.score_answers_batch(prompts, answers, backend.layer)
+    for prompt, episode_answers, batched in zip(prompts, answers, scored):
+        alone = backend.score_answers(prompt, episode_answers, backend.layer)
+        assert batched.token_scores == pytest.approx(alone.token_scores, abs=1e-5)
+        assert batched.demo_mass == pytest.approx(alone.demo_mass, abs=1e-4)

@@ -45,8 +45,16 @@ class Backend(Protocol):
                     stop: tuple[str, ...] = ()) -> EpisodeResult:
         """Greedy answers for every suffix after the shared prefix, with the layer's demo attention."""
 
+    def run_episodes(self, prompts: list[EpisodePrompt], layer: int, max_new_tokens: int,
+                     stop: tuple[str, ...] = ()) -> list[EpisodeResult]:
+        """Several episodes in one batch; each result must equal what run_episode gives for it alone."""
+
     def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int) -> EpisodeResult:
         """Teacher-forced: each suffix followed by its gold answer; mean token probability, same attention."""
+
+    def score_answers_batch(self, prompts: list[EpisodePrompt], answers: list[list[str]],
+                            layer: int) -> list[EpisodeResult]:
+        """score_answers for several episodes in one batch."""
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, int]]:
         """For each (context, continuation): the continuation's summed log-probability and token count."""

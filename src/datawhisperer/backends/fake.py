@@ -72,6 +72,14 @@ class FakeBackend:
         texts = [self.answer_fn(suffix) for suffix in prompt.suffixes]
         return EpisodeResult(mass, tokens, texts=texts, prompt_tokens=self.count_tokens(prompt.prefix))
 
+    def run_episodes(self, prompts: list[EpisodePrompt], layer: int, max_new_tokens: int,
+                     stop: tuple[str, ...] = ()) -> list[EpisodeResult]:
+        return [self.run_episode(p, layer, max_new_tokens, stop) for p in prompts]
+
+    def score_answers_batch(self, prompts: list[EpisodePrompt], answers: list[list[str]],
+                            layer: int) -> list[EpisodeResult]:
+        return [self.score_answers(p, a, layer) for p, a in zip(prompts, answers)]
+
     def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int) -> EpisodeResult:
         mass, tokens = self._attention(prompt, len(prompt.suffixes))
         scores = [0.01 + 0.98 * _stable_unit(prompt.prefix + suffix + answer)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -109,59 +110,84 @@ class HFBackend:
             spans.append((int(inside[0]), int(inside[-1]) + 1))
         return ids, spans
 
-    # --- the episode --------------------------------------------------------------------------------
+    # --- episodes ---------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def _prefill(self, prompt: EpisodePrompt, suffix_ids: list[list[int]], layer: int,
-                 query_lengths: list[int] | None = None, all_logits: bool = False):
-        """Prefix once, then all suffixes together, capturing the layer's demo attention.
+    def _prefill(self, prompts: list[EpisodePrompt], suffix_ids: list[list[list[int]]], layer: int,
+                 query_lengths: list[list[int]] | None = None, keep_from: int | None = None) -> _Prefilled:
+        """Prefixes once each, then every suffix of every episode together, capturing the layer's attention.
 
-        query_lengths: how many leading tokens of each suffix are query tokens whose attention counts
-        (default: all of them).
+        Row layout: [left padding, prefix of its episode, padding, suffix]; the mask hides the padding and
+        positions count real tokens only, so each row computes what it would alone.
+        query_lengths: how many leading tokens of each suffix are query tokens whose attention counts.
+        keep_from: keep logits from this suffix column on (default: the last column only).
         """
         started = time.perf_counter()
-        prefix_ids, spans = self._encode_prefix(prompt)
-        n_prefix, batch = len(prefix_ids), len(suffix_ids)
+        encoded = [self._encode_prefix(p) for p in prompts]
+        width_prefix = max(len(ids) for ids, _ in encoded)
+        n_episodes = len(prompts)
+        pre_ids = torch.full((n_episodes, width_prefix), self.pad_id, dtype=torch.long)
+        pre_mask = torch.zeros((n_episodes, width_prefix), dtype=torch.long)
+        pre_pos = torch.zeros((n_episodes, width_prefix), dtype=torch.long)
+        for e, (ids, _) in enumerate(encoded):
+            pre_ids[e, width_prefix - len(ids):] = torch.tensor(ids)
+            pre_mask[e, width_prefix - len(ids):] = 1
+            pre_pos[e, width_prefix - len(ids):] = torch.arange(len(ids))
         cache = _new_cache(self.model)
-        self.model(torch.tensor([prefix_ids], device=self.device), use_cache=True, logits_to_keep=1,
+        self.model(pre_ids.to(self.device), attention_mask=pre_mask.to(self.device),
+                   position_ids=pre_pos.to(self.device), use_cache=True, logits_to_keep=1,
                    **{self._cache_kwarg: cache})
-        if batch > 1:
-            cache.batch_repeat_interleave(batch)
-        width = max(len(s) for s in suffix_ids)
-        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((batch, n_prefix + width), dtype=torch.long)
-        mask[:, :n_prefix] = 1
-        positions = torch.zeros((batch, width), dtype=torch.long)
-        for row, ids in enumerate(suffix_ids):  # pad on the left of each suffix, after the prefix
+        owner = [e for e, suffixes in enumerate(suffix_ids) for _ in suffixes]  # episode of each row
+        if owner != list(range(n_episodes)):
+            cache.batch_select_indices(torch.tensor(owner, device=self.device))
+        flat = [ids for suffixes in suffix_ids for ids in suffixes]
+        counted = [n for lengths in query_lengths for n in lengths] if query_lengths else [len(s) for s in flat]
+        width = max(len(ids) for ids in flat)
+        rows = len(flat)
+        input_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
+        mask = torch.cat([pre_mask[owner], torch.zeros((rows, width), dtype=torch.long)], dim=1)
+        positions = torch.zeros((rows, width), dtype=torch.long)
+        query_rows = torch.zeros((rows, width))
+        n_demos = max(len(spans) for _, spans in encoded)
+        column_map = torch.zeros((rows, width_prefix, n_demos))
+        for row, ids in enumerate(flat):
+            prefix_len = len(encoded[owner[row]][0])
             input_ids[row, width - len(ids):] = torch.tensor(ids)
-            mask[row, n_prefix + width - len(ids):] = 1
-            positions[row, width - len(ids):] = torch.arange(n_prefix, n_prefix + len(ids))
-        column_map = torch.zeros(n_prefix, len(spans))
-        for d, (lo, hi) in enumerate(spans):
-            column_map[lo:hi, d] = 1.0
-        rows = torch.zeros((batch, width))
-        for row, ids in enumerate(suffix_ids):
-            counted = len(ids) if query_lengths is None else query_lengths[row]
-            rows[row, width - len(ids): width - len(ids) + counted] = 1.0
-        request = attention.CaptureRequest(layer, column_map, rows)
+            mask[row, width_prefix + width - len(ids):] = 1
+            positions[row, width - len(ids):] = torch.arange(prefix_len, prefix_len + len(ids))
+            query_rows[row, width - len(ids): width - len(ids) + counted[row]] = 1.0
+            for d, (lo, hi) in enumerate(encoded[owner[row]][1]):
+                column_map[row, width_prefix - prefix_len + lo: width_prefix - prefix_len + hi, d] = 1.0
+        request = attention.CaptureRequest(layer, column_map, query_rows)
+        keep = 1 if keep_from is None else torch.arange(keep_from, width, device=self.device)
         with attention.capture(request):
             out = self.model(input_ids.to(self.device), attention_mask=mask.to(self.device),
-                             position_ids=positions.to(self.device), use_cache=True, **{self._cache_kwarg: cache},
-                             logits_to_keep=width if all_logits else 1)
-        demo_tokens = [hi - lo for lo, hi in spans]
-        prompt_tokens = n_prefix + sum(len(s) for s in suffix_ids)
+                             position_ids=positions.to(self.device), use_cache=True, logits_to_keep=keep,
+                             **{self._cache_kwarg: cache})
+        mass = request.mass.cpu().double().numpy()
+        results = []
+        for e, (ids, spans) in enumerate(encoded):
+            mine = [r for r in range(rows) if owner[r] == e]
+            results.append(EpisodeResult(mass[mine][:, : len(spans)], [hi - lo for lo, hi in spans],
+                                         prompt_tokens=len(ids) + sum(len(s) for s in suffix_ids[e])))
         self.timing["prefill_seconds"] += time.perf_counter() - started
-        self.timing["prefill_tokens"] += prompt_tokens
-        return out.logits, cache, mask, positions[:, -1], request.mass.cpu().double().numpy(), demo_tokens, \
-            prompt_tokens
+        self.timing["prefill_tokens"] += sum(r.prompt_tokens for r in results)
+        return _Prefilled(out.logits, cache, mask, positions[:, -1], owner, results, width)
+
+    def run_episodes(self, prompts: list[EpisodePrompt], layer: int, max_new_tokens: int,
+                     stop: tuple[str, ...] = ()) -> list[EpisodeResult]:
+        """Greedy answers for several episodes in one batch (each row computes what it would alone)."""
+        suffix_ids = [[self.tokenizer(s, add_special_tokens=False)["input_ids"] for s in p.suffixes] for p in prompts]
+        state = self._prefill(prompts, suffix_ids, layer)
+        texts = self._greedy(state.logits[:, -1], state.cache, state.mask.to(self.device),
+                             state.last_positions.to(self.device), max_new_tokens, stop)
+        for e, result in enumerate(state.results):
+            result.texts = [t for t, owner in zip(texts, state.owner) if owner == e]
+        return state.results
 
     def run_episode(self, prompt: EpisodePrompt, layer: int, max_new_tokens: int,
                     stop: tuple[str, ...] = ()) -> EpisodeResult:
-        suffix_ids = [self.tokenizer(s, add_special_tokens=False)["input_ids"] for s in prompt.suffixes]
-        logits, cache, mask, last_pos, mass, demo_tokens, n_tokens = self._prefill(prompt, suffix_ids, layer)
-        texts = self._greedy(logits[:, -1], cache, mask.to(self.device), last_pos.to(self.device),
-                             max_new_tokens, stop)
-        return EpisodeResult(mass, demo_tokens, texts=texts, prompt_tokens=n_tokens)
+        return self.run_episodes([prompt], layer, max_new_tokens, stop)[0]
 
     @torch.inference_mode()
     def _greedy(self, logits, cache, mask, last_pos, max_new_tokens: int, stop: tuple[str, ...]) -> list[str]:
@@ -196,32 +222,43 @@ class HFBackend:
         self.timing["decode_seconds"] += time.perf_counter() - started
         return [_cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), stop) for ids in generated]
 
-    def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int) -> EpisodeResult:
-        """Each suffix followed by its gold answer, teacher-forced: the mean probability of the answer's
-        tokens, from the same prefill that yields the attention (which counts the query tokens only)."""
-        suffix_ids, answer_ids = [], []
-        for suffix, answer in zip(prompt.suffixes, answers):
-            query = self.tokenizer(suffix, add_special_tokens=False)["input_ids"]
-            full = self.tokenizer(suffix + answer, add_special_tokens=False)["input_ids"]
-            n_query = _common_prefix_length(query, full)
-            suffix_ids.append(full)
-            answer_ids.append((n_query, full[n_query:]))
-        logits, _, _, _, mass, demo_tokens, n_tokens = self._prefill(
-            prompt, suffix_ids, layer, query_lengths=[n for n, _ in answer_ids], all_logits=True)
-        width = logits.shape[1]
-        scores, logprobs = [], []
-        for row, (ids, (n_query, gold)) in enumerate(zip(suffix_ids, answer_ids)):
-            if not gold:
-                scores.append(0.0)
+    def score_answers_batch(self, prompts: list[EpisodePrompt], answers: list[list[str]],
+                            layer: int) -> list[EpisodeResult]:
+        """Each suffix followed by its gold answer, teacher-forced: the mean probability (and mean log-probability)
+        of the answer's tokens, from the same prefill that yields the attention (which counts query tokens only)."""
+        suffix_ids, query_lengths, gold = [], [], []
+        for prompt, episode_answers in zip(prompts, answers):
+            suffix_ids.append([]), query_lengths.append([])
+            for suffix, answer in zip(prompt.suffixes, episode_answers):
+                query = self.tokenizer(suffix, add_special_tokens=False)["input_ids"]
+                full = self.tokenizer(suffix + answer, add_special_tokens=False)["input_ids"]
+                n_query = max(1, _common_prefix_length(query, full))
+                suffix_ids[-1].append(full)
+                query_lengths[-1].append(n_query)
+                gold.append((n_query, full[n_query:]))
+        flat = [ids for episode_ids in suffix_ids for ids in episode_ids]
+        width = max(len(ids) for ids in flat)
+        # logits from the first column that predicts an answer token (the vocabulary projection is costly)
+        keep_from = min(width - len(ids) + n_query - 1 for ids, (n_query, _) in zip(flat, gold))
+        state = self._prefill(prompts, suffix_ids, layer, query_lengths, keep_from=keep_from)
+        probs, logprobs = [], []
+        for row, (ids, (n_query, answer_ids)) in enumerate(zip(flat, gold)):
+            if not answer_ids:
+                probs.append(0.0)
                 logprobs.append(float("-inf"))
                 continue
-            offset = width - len(ids)  # left padding of this row
-            # logits at position p predict token p+1
-            picked = logits[row, offset + n_query - 1: offset + len(ids) - 1].float().log_softmax(-1)
-            token_logprobs = picked.gather(-1, torch.tensor(gold, device=picked.device).unsqueeze(-1))
-            scores.append(float(token_logprobs.exp().mean()))
+            start = width - len(ids) + n_query - 1 - keep_from  # logits at column p predict token p + 1
+            picked = state.logits[row, start: start + len(answer_ids)].float().log_softmax(-1)
+            token_logprobs = picked.gather(-1, torch.tensor(answer_ids, device=picked.device).unsqueeze(-1))
+            probs.append(float(token_logprobs.exp().mean()))
             logprobs.append(float(token_logprobs.mean()))
-        return EpisodeResult(mass, demo_tokens, token_scores=scores, token_logprobs=logprobs, prompt_tokens=n_tokens)
+        for e, result in enumerate(state.results):
+            result.token_scores = [p for p, owner in zip(probs, state.owner) if owner == e]
+            result.token_logprobs = [p for p, owner in zip(logprobs, state.owner) if owner == e]
+        return state.results
+
+    def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int) -> EpisodeResult:
+        return self.score_answers_batch([prompt], [answers], layer)[0]
 
     def loglikelihood(self, requests: list[tuple[str, str]], batch_size: int = 8) -> list[tuple[float, int]]:
         """Summed log-probability of each continuation after its context."""
@@ -261,6 +298,17 @@ def continuation_logprobs(model, sequences: list[tuple[list[int], int]], pad_id:
             picked = logprobs[r, max(start, 1) - 1 - first: len(tokens) - 1 - first]
             results[i] = (float(picked.sum()), int(picked.numel()))
     return results
+
+
+@dataclass
+class _Prefilled:
+    logits: torch.Tensor
+    cache: object
+    mask: torch.Tensor
+    last_positions: torch.Tensor
+    owner: list[int]  # the episode of each batch row
+    results: list[EpisodeResult]
+    width: int
 
 
 def _common_prefix_length(a: list[int], b: list[int]) -> int:
