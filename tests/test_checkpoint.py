@@ -64,8 +64,10 @@ def test_torn_last_line_is_dropped_and_redone(tmp_path, pool, reference):
     (out / "episodes.jsonl").write_bytes(b"".join(full[:5]) + full[5][:40])  # killed mid-write
     assert main(["select", pool, "--out", str(out), *FAKE, "--resume"]) == 0
     info = json.loads((out / "run.json").read_text())
-    assert info["resumed_episodes"] == 5 and info["played_episodes"] == 9
+    # episodes are played 4 to a batch: the batch of episodes 4-7 is replayed whole (only 5-7 are appended)
+    assert info["resumed_episodes"] == 5 and info["played_episodes"] == 14 - 4
     assert (out / "scores.jsonl").read_bytes() == (reference / "scores.jsonl").read_bytes()
+    assert len((out / "episodes.jsonl").read_text().splitlines()) == 14
 
 
 def test_episode_log_reader_ignores_a_torn_tail(tmp_path):

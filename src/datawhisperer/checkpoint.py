@@ -56,11 +56,14 @@ class EpisodeLog:
             if complete != len(data):
                 fh.truncate(complete)
 
-    def append(self, outcome: EpisodeOutcome) -> None:
+    def append(self, outcomes: list[EpisodeOutcome]) -> None:
+        """One write and one fsync for a whole batch of outcomes: a kill leaves all of them or none."""
+        if not outcomes:
+            return
         if self._fh is None:
             self._cut_torn_tail()
             self._fh = open(self.path, "a", encoding="utf-8")
-        self._fh.write(outcome.to_json() + "\n")
+        self._fh.write("".join(outcome.to_json() + "\n" for outcome in outcomes))
         self._fh.flush()
         os.fsync(self._fh.fileno())
 

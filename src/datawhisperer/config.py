@@ -55,8 +55,9 @@ class SelectConfig:
     method: str = _opt("datawhisperer", "selection method: datawhisperer, or a baseline (random, length, perplexity, "
                        "ifd, nuggets, grand)")
     anchors: int = _opt(8, "nuggets: size of the fixed anchor set")
-    episode_batch: int = _opt(1, "episodes played together in one batch (faster decoding); the groups are fixed by the "
-                              "plan, so results never depend on how the work is spread")
+    episode_batch: int | None = _opt(None, "episodes played together in one batch (default: 4 for generate, 1 for "
+                                     "likelihood; 16 on CUDA); the batches are fixed by the plan, so results never "
+                                     "depend on how the work is spread")
     max_retries: int = _opt(3, "re-draws of a failed episode's queries before its demos go unscored by it")
     shard: str | None = _opt(None, "i/n: play only shard i of n of the episodes into --out (for job arrays); "
                              "combine the shards with `datawhisperer merge`")
@@ -70,6 +71,8 @@ class SelectConfig:
             raise UserError("give at least one --budget")
         for raw in self.budget:
             parse_budget(raw)
+        if self.episode_batch is None:
+            self.episode_batch = default_episode_batch(self.scoring, self.device)
         for name in ("n_demos", "n_queries", "rounds", "episode_batch"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -93,6 +96,16 @@ class SelectConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def default_episode_batch(scoring: str, device: str) -> int:
+    """Batching episodes amortises decoding (memory-bound on CPUs) and fills GPUs; on a CPU a likelihood
+    prefill is compute-bound already, and padding across episodes only adds work."""
+    import torch
+
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return 16
+    return 4 if scoring == "generate" else 1
 
 
 def parse_budget(raw: str | float) -> float:

@@ -42,7 +42,7 @@ class EpisodePlayer:
         shown, dropped = list(demo_ids), []
         extra = self.prepared.max_new_tokens
         if self.prepared.config.scoring == "likelihood":
-            extra = max(self.backend.count_tokens(q.answer) for q in queries) + 1
+            extra = min(extra, max(self.backend.count_tokens(q.answer) for q in queries) + 1)
         while shown:
             prompt = self.builder.build([examples[i] for i in shown], queries)
             need = self.backend.count_tokens(prompt.prefix) + max(map(self.backend.count_tokens, prompt.suffixes))
@@ -76,8 +76,9 @@ class EpisodePlayer:
             outcomes.append(outcome)
         if prompts:
             if config.scoring == "likelihood":
+                # the answer's first max_new_tokens tokens: the span generation would have produced
                 results = self.backend.score_answers_batch(prompts, [[q.answer for q in qs] for qs in queries],
-                                                           self.layer)
+                                                           self.layer, self.prepared.max_new_tokens)
             else:
                 results = self.backend.run_episodes(prompts, self.layer, self.prepared.max_new_tokens, self.stop)
             for outcome, result, episode_queries in zip(playable, results, queries):
@@ -145,9 +146,8 @@ def play_share(player: EpisodePlayer, rank: int, world_size: int, done: dict, lo
                 results = [done[key] for key in keys]
             else:
                 fresh = player.play_group(batch)
-                for key, outcome in zip(keys, fresh):
-                    if key not in done and log is not None:
-                        log.append(outcome)
+                if log is not None:
+                    log.append([o for key, o in zip(keys, fresh) if key not in done])
                 results = [done.get(key, outcome) for key, outcome in zip(keys, fresh)]
             outcomes.extend(results)
             retry = [e for e, o in zip(pending, results) if o.failed and attempt < max_retries]

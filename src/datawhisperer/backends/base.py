@@ -49,11 +49,13 @@ class Backend(Protocol):
                      stop: tuple[str, ...] = ()) -> list[EpisodeResult]:
         """Several episodes in one batch; each result must equal what run_episode gives for it alone."""
 
-    def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int) -> EpisodeResult:
-        """Teacher-forced: each suffix followed by its gold answer; mean token probability, same attention."""
+    def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int,
+                      max_answer_tokens: int | None = None) -> EpisodeResult:
+        """Teacher-forced: each suffix followed by its gold answer (its first max_answer_tokens tokens);
+        mean token probability, same attention."""
 
-    def score_answers_batch(self, prompts: list[EpisodePrompt], answers: list[list[str]],
-                            layer: int) -> list[EpisodeResult]:
+    def score_answers_batch(self, prompts: list[EpisodePrompt], answers: list[list[str]], layer: int,
+                            max_answer_tokens: int | None = None) -> list[EpisodeResult]:
         """score_answers for several episodes in one batch."""
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, int]]:

@@ -76,11 +76,14 @@ class FakeBackend:
                      stop: tuple[str, ...] = ()) -> list[EpisodeResult]:
         return [self.run_episode(p, layer, max_new_tokens, stop) for p in prompts]
 
-    def score_answers_batch(self, prompts: list[EpisodePrompt], answers: list[list[str]],
-                            layer: int) -> list[EpisodeResult]:
-        return [self.score_answers(p, a, layer) for p, a in zip(prompts, answers)]
+    def score_answers_batch(self, prompts: list[EpisodePrompt], answers: list[list[str]], layer: int,
+                            max_answer_tokens: int | None = None) -> list[EpisodeResult]:
+        return [self.score_answers(p, a, layer, max_answer_tokens) for p, a in zip(prompts, answers)]
 
-    def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int) -> EpisodeResult:
+    def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int,
+                      max_answer_tokens: int | None = None) -> EpisodeResult:
+        if max_answer_tokens:
+            answers = [" ".join(a.split()[:max_answer_tokens]) for a in answers]
         mass, tokens = self._attention(prompt, len(prompt.suffixes))
         scores = [0.01 + 0.98 * _stable_unit(prompt.prefix + suffix + answer)
                   for suffix, answer in zip(prompt.suffixes, answers)]

@@ -222,10 +222,11 @@ class HFBackend:
         self.timing["decode_seconds"] += time.perf_counter() - started
         return [_cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), stop) for ids in generated]
 
-    def score_answers_batch(self, prompts: list[EpisodePrompt], answers: list[list[str]],
-                            layer: int) -> list[EpisodeResult]:
+    def score_answers_batch(self, prompts: list[EpisodePrompt], answers: list[list[str]], layer: int,
+                            max_answer_tokens: int | None = None) -> list[EpisodeResult]:
         """Each suffix followed by its gold answer, teacher-forced: the mean probability (and mean log-probability)
-        of the answer's tokens, from the same prefill that yields the attention (which counts query tokens only)."""
+        of the answer's tokens, from the same prefill that yields the attention (which counts query tokens only).
+        max_answer_tokens: score only the answer's first tokens (as generation only sees that many)."""
         suffix_ids, query_lengths, gold = [], [], []
         for prompt, episode_answers in zip(prompts, answers):
             suffix_ids.append([]), query_lengths.append([])
@@ -233,6 +234,8 @@ class HFBackend:
                 query = self.tokenizer(suffix, add_special_tokens=False)["input_ids"]
                 full = self.tokenizer(suffix + answer, add_special_tokens=False)["input_ids"]
                 n_query = max(1, _common_prefix_length(query, full))
+                if max_answer_tokens:
+                    full = full[: n_query + max_answer_tokens]
                 suffix_ids[-1].append(full)
                 query_lengths[-1].append(n_query)
                 gold.append((n_query, full[n_query:]))
@@ -257,8 +260,9 @@ class HFBackend:
             result.token_logprobs = [p for p, owner in zip(logprobs, state.owner) if owner == e]
         return state.results
 
-    def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int) -> EpisodeResult:
-        return self.score_answers_batch([prompt], [answers], layer)[0]
+    def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int,
+                      max_answer_tokens: int | None = None) -> EpisodeResult:
+        return self.score_answers_batch([prompt], [answers], layer, max_answer_tokens)[0]
 
     def loglikelihood(self, requests: list[tuple[str, str]], batch_size: int = 8) -> list[tuple[float, int]]:
         """Summed log-probability of each continuation after its context."""
