@@ -56,3 +56,20 @@ def test_evaluation_loss_is_the_mean_answer_cross_entropy(tmp_path, tiny_model_d
         with torch.no_grad():
             expected = model(input_ids=torch.tensor([ids]), labels=labels).loss
         assert loss == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_answer_loss_equals_the_causal_lm_loss(tiny_model_dir):
+    from datawhisperer.harness.common import load_for_training
+    from datawhisperer.harness.finetune import answer_loss
+
+    model, _, _, _ = load_for_training(str(tiny_model_dir), "cpu", log=lambda m: None)
+    torch.manual_seed(0)
+    input_ids = torch.randint(0, 200, (3, 12))
+    labels = input_ids.clone()
+    labels[0, :7], labels[1, :4], labels[2, :9] = -100, -100, -100
+    labels[1, 10:] = -100  # right padding
+    mask = torch.ones_like(input_ids)
+    mask[1, 10:] = 0
+    with torch.no_grad():
+        expected = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        assert float(answer_loss(model, input_ids, mask, labels)) == pytest.approx(float(expected), abs=1e-5)

@@ -44,6 +44,17 @@ class FinetuneConfig:
             raise UserError("lr must be positive")
 
 
+def answer_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the answer tokens (labels != -100), the same as transformers' causal-LM loss,
+    but projecting to the vocabulary only from the first column that predicts an answer token."""
+    first = int((labels != -100).any(dim=0).nonzero()[0])
+    keep = torch.arange(max(first - 1, 0), labels.shape[1] - 1, device=input_ids.device)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep).logits
+    targets = labels[:, keep + 1]
+    return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                             ignore_index=-100)
+
+
 def length_grouped_batches(lengths: list[int], batch_size: int, generator: torch.Generator) -> list[list[int]]:
     """Random batches of similar lengths (less padding): shuffle, sort within windows of 8 batches,
     cut into batches, shuffle the batches."""
@@ -86,8 +97,7 @@ def train_lora(model, tokenizer, builder, examples, config: FinetuneConfig, devi
                 input_ids[row, : len(ids)] = torch.tensor(ids)
                 labels[row, answer_start: len(ids)] = torch.tensor(ids[answer_start:])
                 mask[row, : len(ids)] = 1
-            loss = peft_model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
-                              labels=labels.to(device)).loss
+            loss = answer_loss(peft_model, input_ids.to(device), mask.to(device), labels.to(device))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(peft_model.parameters(), 1.0)
             optimizer.step()
