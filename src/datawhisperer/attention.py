@@ -46,14 +46,16 @@ _active: CaptureRequest | None = None
 def capture(request: CaptureRequest) -> Iterator[CaptureRequest]:
     global _active
     if _active is not None:
-        raise RuntimeError("attention captures cannot be nested")
+        raise RuntimeError("attention captures cannot be nested")  # a programming error, not a user's
     _active = request
     try:
         yield request
     finally:
         _active = None
     if request.calls != 1:
-        raise RuntimeError(
+        from .errors import UserError
+
+        raise UserError(
             f"attention at layer {request.layer} was captured {request.calls} times, expected once: this model's "
             "attention modules do not report a usable layer_idx")
 
