@@ -172,3 +172,27 @@ def test_python_api_mirrors_the_cli(tmp_path):
     assert len(selection.scores) == 16 and (selection.appearances >= 1).all()
     subset = selection.subset(0.25)
     assert len(subset) == 4 and subset[0] == records[int(selection.ranking()[0])]
+
+
+def test_budget_as_percent(tmp_path):
+    pool = write_jsonl(tmp_path / "pool.jsonl", plural_records(20))
+    assert run_cli("select", pool, "--out", tmp_path / "out", "--budget", "10%", *FAKE) == 0
+    assert len((tmp_path / "out" / "selected-10%.jsonl").read_text().splitlines()) == 2
+
+
+def test_unwritable_output_and_broken_model_are_one_line_errors(tmp_path, capsys, tiny_model_dir):
+    import shutil
+
+    pool = write_jsonl(tmp_path / "pool.jsonl", plural_records(12))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert run_cli("select", pool, "--out", blocker / "sub", *FAKE) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "model.safetensors").unlink()
+    assert run_cli("select", pool, "--out", tmp_path / "o2", "--model", broken, "--task", "classification",
+                   "--quiet") == 2
+    err = capsys.readouterr().err
+    assert "cannot load the model" in err and len(err.strip().splitlines()) == 1

@@ -145,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"datawhisperer {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file the user named cannot be written or read
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"datawhisperer {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("datawhisperer: interrupted", file=sys.stderr)
         return 130

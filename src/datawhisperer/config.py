@@ -109,8 +109,10 @@ def default_episode_batch(scoring: str, device: str) -> int:
 
 
 def parse_budget(raw: str | float) -> float:
+    """A fraction in (0, 1], written as 0.05 or 5%."""
     try:
-        value = float(raw)
+        text = str(raw).strip()
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except (TypeError, ValueError):
         raise UserError(f"budget {raw!r} is not a number") from None
     if not (0.0 < value <= 1.0) or math.isnan(value):

@@ -169,7 +169,11 @@ def model_files(spec: str | None, log=print) -> ModelFiles:
 def load_config(files: ModelFiles):
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(files.weights, local_files_only=True)
+    try:
+        return AutoConfig.from_pretrained(files.weights, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read the model config in {files.weights}: {message}") from None
 
 
 def load_model(files: ModelFiles, dtype, device=None):
@@ -179,12 +183,16 @@ def load_model(files: ModelFiles, dtype, device=None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     logging.getLogger("transformers").setLevel(logging.ERROR)
-    tokenizer = AutoTokenizer.from_pretrained(files.tokenizer_dir, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(files.weights, dtype=dtype, local_files_only=True)
-    if files.adapter:
-        from peft import PeftModel
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(files.tokenizer_dir, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(files.weights, dtype=dtype, local_files_only=True)
+        if files.adapter:
+            from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, files.adapter).merge_and_unload()
+            model = PeftModel.from_pretrained(model, files.adapter).merge_and_unload()
+    except (OSError, ValueError, KeyError) as exc:  # missing files, unknown architecture, broken config
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot load the model from {files.adapter or files.weights}: {message}") from None
     if device is not None:
         model.to(device)
     return model.eval(), tokenizer
