@@ -71,10 +71,8 @@ class SelectConfig:
             raise UserError("give at least one --budget")
         for raw in self.budget:
             parse_budget(raw)
-        if self.episode_batch is None:
-            self.episode_batch = default_episode_batch(self.scoring, self.device)
         for name in ("n_demos", "n_queries", "rounds", "episode_batch"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.max_retries < 0:
             raise UserError("max-retries must be >= 0")

@@ -28,7 +28,7 @@ from .checkpoint import (
     records_hash,
     write_run_file,
 )
-from .config import SelectConfig
+from .config import SelectConfig, default_episode_batch
 from .data import Table, atomic_write_text, load_table, table_from_records
 from .distributed import Group, Topology, detect
 from .episodes import EpisodePlan
@@ -87,6 +87,8 @@ def prepare(config: SelectConfig, records: list[dict] | None = None) -> Prepared
                            n_val=len(queries) if config.val else 0, query_source=config.query_source)
     if plan is not None and plan.query_source == "val" and not config.val:
         raise UserError("query source 'val' needs --val FILE")
+    if config.episode_batch is None:  # resolved after the data checks: it imports torch to look for CUDA
+        config.episode_batch = default_episode_batch(config.scoring, config.device)
     data_hash = records_hash(table.records) if records is not None else content_hash(config.data)
     max_new_tokens = config.max_new_tokens or task.max_new_tokens
     fingerprint = {

@@ -9,83 +9,20 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from ..checkpoint import EpisodeLog
-from ..config import SelectConfig, _opt, budget_count, parse_budget
+from ..config import SelectConfig, budget_count, parse_budget
 from ..data import atomic_write_json, load_table
-from ..errors import UserError
-from ..scoring import WEIGHTINGS, aggregate, ranking
+from ..scoring import aggregate, ranking
 from .common import load_for_training, load_task_data
+from .configs import SEEDED_BASELINES, BenchConfig, parse_method
 from .evaluate import evaluate_model
 from .finetune import FinetuneConfig, train_lora
 from .tables import write_results
-
-ALL_METHODS = ("datawhisperer-paper", "datawhisperer-uniform", "datawhisperer-debiased", "random", "perplexity",
-               "ifd", "nuggets", "grand", "length")
-SEEDED_BASELINES = {"random", "nuggets"}
-
-
-@dataclass
-class BenchConfig:
-    pool: str = _opt("", "the pool to select from")
-    test: str = _opt("", "the test set")
-    out: str = _opt("", "benchmark directory (cells accumulate here; rerun to continue)")
-    task: str = _opt("instruction", "task preset or task file")
-    input_field: str | None = _opt(None, "input field or template")
-    output_field: str | None = _opt(None, "answer field")
-    methods: list[str] = _opt(ALL_METHODS, "methods: datawhisperer-<paper|uniform|debiased>[-r<rounds>], random, "
-                              "perplexity, ifd, nuggets, grand, length; repeatable", repeat=True)
-    budgets: list[str] = _opt(("0.05", "0.1"), "budgets; repeatable", repeat=True)
-    seeds: list[int] = _opt((0, 1, 2), "seeds (selection for seeded methods, fine-tuning for all); repeatable",
-                            repeat=True)
-    model: str | None = _opt(None, "the model fine-tuned and evaluated (default: the embedded SmolLM2)")
-    scorer_model: str | None = _opt(None, "the model that selects (default: --model); a smaller one is the "
-                                    "paper's weak-to-strong setting")
-    pool_limit: int | None = _opt(None, "use the first N pool records")
-    generate_limit: int | None = _opt(None, "score generated answers on the first N test records (loss uses all)")
-    n_demos: int = _opt(5, "selection: demonstrations per episode")
-    n_queries: int = _opt(3, "selection: queries per episode")
-    select_max_new_tokens: int | None = _opt(None, "selection: longest answer (default: the task's)")
-    scoring: str = _opt("generate", "selection: generate or likelihood")
-    epochs: int = _opt(5, "fine-tuning epochs")
-    lr: float = _opt(1e-4, "fine-tuning learning rate")
-    batch_size: int = _opt(8, "fine-tuning batch size")
-    lora_r: int = _opt(16, "LoRA rank")
-    max_length: int = _opt(1024, "longest training / loss sequence")
-    eval_max_new_tokens: int | None = _opt(None, "evaluation: longest generated answer (default: the task's)")
-    eval_batch_size: int = _opt(16, "evaluation batch size")
-    full: bool = _opt(True, "also fine-tune on the full pool (needed for STR)")
-    device: str = _opt("auto", "auto, cpu, cuda or mps")
-    quiet: bool = _opt(False, "less output")
-
-    def __post_init__(self) -> None:
-        self.methods, self.budgets, self.seeds = list(self.methods), list(self.budgets), [int(s) for s in self.seeds]
-        for raw in self.budgets:
-            parse_budget(raw)
-        for method in self.methods:
-            parse_method(method)
-        if not self.pool or not self.test or not self.out:
-            raise UserError("bench needs --pool, --test and --out")
-
-
-def parse_method(name: str) -> tuple[str, str | None, int]:
-    """'datawhisperer-debiased-r3' -> ('datawhisperer', 'debiased', 3); 'ifd' -> ('ifd', None, 1)."""
-    if name.startswith("datawhisperer"):
-        parts = name.split("-")[1:]
-        rounds = 1
-        if parts and parts[-1].startswith("r") and parts[-1][1:].isdigit():
-            rounds = int(parts.pop()[1:])
-        weighting = parts[0] if parts else "paper"
-        WEIGHTINGS.get(weighting)
-        return "datawhisperer", weighting, rounds
-    from ..baselines import METHODS
-
-    METHODS.get(name)
-    return name, None, 1
 
 
 class Bench:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,36 +12,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..backends.hf import continuation_logprobs
-from ..config import _opt
 from ..data import atomic_write_json, atomic_write_text
 from ..errors import UserError
 from .common import TaskData, builder_for, encode_completion, load_for_training, load_task_data
-
-
-@dataclass
-class EvaluateConfig:
-    model: str | None = _opt(None, "model or fine-tuned adapter directory (default: the embedded model)",
-                             positional=True, nargs="?")
-    data: str = _opt("", "test records")
-    task: str = _opt("instruction", "task preset or task file")
-    input_field: str | None = _opt(None, "input field or template")
-    output_field: str | None = _opt(None, "answer field")
-    instruction: str | None = _opt(None, "instruction (default: the task's)")
-    metric: str | None = _opt(None, "metric (default: the task's)")
-    generate_limit: int | None = _opt(None, "score generated answers on the first N records only (loss uses all)")
-    max_new_tokens: int | None = _opt(None, "longest generated answer (default: the task's)")
-    batch_size: int = _opt(16, "sequences per forward pass")
-    max_length: int = _opt(1024, "longest prompt + answer for the loss")
-    out: str | None = _opt(None, "directory for evaluation.json and predictions.jsonl (default: MODEL/eval)")
-    device: str = _opt("auto", "auto, cpu, cuda or mps")
-    dtype: str = _opt("auto", "auto, float32, bfloat16")
-    quiet: bool = _opt(False, "no progress bar")
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise UserError("batch-size must be at least 1")
-        if self.generate_limit is not None and self.generate_limit < 0:
-            raise UserError("generate-limit must be >= 0")
+from .configs import EvaluateConfig
 
 
 def answer_losses(model, tokenizer, builder, examples, batch_size: int, max_length: int, device) -> list[float]:

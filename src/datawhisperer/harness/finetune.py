@@ -5,43 +5,16 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ..config import _opt
 from ..data import atomic_write_json
 from ..errors import UserError
 from .common import builder_for, encode_completion, load_for_training, load_task_data, seed_everything
-
-
-@dataclass
-class FinetuneConfig:
-    data: str = _opt("", "training records (any format `select` reads)", positional=True)
-    out: str = _opt("", "directory for the LoRA adapter and finetune.json")
-    model: str | None = _opt(None, "base model (default: the embedded SmolLM2-135M-Instruct)")
-    task: str = _opt("instruction", "task preset or task file (fields and instruction)")
-    input_field: str | None = _opt(None, "input field or template")
-    output_field: str | None = _opt(None, "answer field")
-    instruction: str | None = _opt(None, "instruction (default: the task's)")
-    epochs: int = _opt(5, "passes over the data (the paper: 5)")
-    lr: float = _opt(1e-4, "peak learning rate, linear decay (the paper: 1e-4)")
-    batch_size: int = _opt(8, "examples per optimizer step (the paper: 8)")
-    lora_r: int = _opt(16, "LoRA rank (alpha = 2r, all linear layers)")
-    max_length: int = _opt(1024, "longest training sequence in tokens (prompts are trimmed from the left)")
-    seed: int = _opt(0, "seed of shuffling and LoRA initialisation")
-    device: str = _opt("auto", "auto, cpu, cuda or mps")
-    dtype: str = _opt("auto", "auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16")
-    quiet: bool = _opt(False, "no progress bar")
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "lora_r", "max_length"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name.replace('_', '-')} must be at least 1")
-        if not self.lr > 0:
-            raise UserError("lr must be positive")
+from .configs import FinetuneConfig
 
 
 def answer_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -6,21 +6,13 @@ import base64
 import html
 import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..config import _opt
 from ..data import atomic_write_text, load_table
 from ..errors import UserError
-
-
-@dataclass
-class ReportConfig:
-    run_dir: str = _opt("", "a `select` output directory or a `bench` directory", positional=True)
-    out: str | None = _opt(None, "HTML file to write (default: RUN_DIR/report.html)")
-    examples: int = _opt(10, "how many top and bottom examples to show")
+from .configs import ReportConfig
 
 
 def _png(fig) -> str:
