@@ -41,11 +41,13 @@ def matmul_peak_gflops(size: int = 2048, trials: int = 7) -> float:
 
 
 def flops_per_token(model, context: int) -> float:
-    """2 x the matmul parameters (input embeddings excluded, lm_head included) + attention scores and mixing."""
+    """2 x the parameters of the layers (input embeddings and lm_head excluded: each procedure projects a different
+    number of positions to the vocabulary) + attention scores and mixing over the context."""
     config = model.config
     params = sum(p.numel() for p in model.parameters()) - model.get_input_embeddings().weight.numel()
-    if getattr(config, "tie_word_embeddings", False):
-        params += model.get_input_embeddings().weight.numel()
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is not model.get_input_embeddings().weight:
+        params -= head.weight.numel()
     return 2 * params + 4 * config.num_hidden_layers * config.hidden_size * context
 
 

@@ -28,8 +28,10 @@ class CaptureRequest:
 
     column_map: [batch, kv_positions, n_demos] (or one [kv_positions, n_demos] for every row): 0/1 marks of
         each demonstration's key positions.
-    row_weights: [batch, query_len] 1.0 for query tokens whose attention counts, 0.0 for padding.
-    Result `mass`: [batch, n_demos] attention summed over heads, query rows and demo columns.
+    row_weights: [batch, query_len] 1.0 for query tokens whose attention counts, 0.0 for padding; or
+        [batch, query_len, n_segments] to sum the rows of several segments apart (packed episodes).
+    Result `mass`: [batch, n_demos] (or [batch, n_segments, n_demos]) attention summed over heads, query rows
+        and demo columns.
     """
 
     layer: int
@@ -39,7 +41,28 @@ class CaptureRequest:
     calls: int = field(default=0)
 
 
+@dataclass
+class PackedLayout:
+    """Rows that each hold a prefix and then suffixes that see the prefix and themselves only (see
+    backends/packing.py). The full 4D mask says the same; this lets attention skip the masked blocks."""
+
+    width: int
+    prefix_lengths: list[int]  # per row
+    segments: list[list[tuple[int, int]]]  # per row: [start, stop) of each suffix
+
+
 _active: CaptureRequest | None = None
+_layout: PackedLayout | None = None
+
+
+@contextlib.contextmanager
+def packed(layout: PackedLayout) -> Iterator[PackedLayout]:
+    global _layout
+    _layout = layout
+    try:
+        yield layout
+    finally:
+        _layout = None
 
 
 @contextlib.contextmanager
@@ -61,14 +84,40 @@ def capture(request: CaptureRequest) -> Iterator[CaptureRequest]:
 
 
 def _attention_with_capture(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
-    output = sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                    **kwargs)
+    layout = _layout
+    if layout is not None and query.shape[2] == key.shape[2] == layout.width:
+        output = (_blockwise_attention(module, query, key, value, layout, dropout, scaling, **kwargs), None)
+    else:
+        output = sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                        **kwargs)
     request = _active
     if request is not None and getattr(module, "layer_idx", None) == request.layer:
         request.calls += 1
         request.mass = demo_attention_mass(query, key, attention_mask, scaling, request.column_map,
                                            request.row_weights, softcap=kwargs.get("softcap"))
     return output
+
+
+def _blockwise_attention(module, query, key, value, layout: PackedLayout, dropout, scaling, **kwargs):
+    """SDPA over the unmasked blocks of packed rows only: the prefix (causal) and each suffix against the prefix
+    and itself. Padding positions are left at zero: nothing attends to them and their outputs are never read."""
+    kwargs.pop("is_causal", None)
+    batch, heads, width, _ = query.shape
+    out = query.new_zeros(batch, width, heads, value.shape[-1])
+    for row in range(batch):
+        p = layout.prefix_lengths[row]
+        q, k, v = query[row: row + 1], key[row: row + 1], value[row: row + 1]
+        out[row: row + 1, :p] = sdpa_attention_forward(module, q[:, :, :p], k[:, :, :p], v[:, :, :p], None,
+                                                       dropout=dropout, scaling=scaling, is_causal=True, **kwargs)[0]
+        for start, stop in layout.segments[row]:
+            n = stop - start
+            allowed = torch.ones(n, p + n, dtype=torch.bool, device=query.device).tril(diagonal=p)
+            keys = torch.cat([k[:, :, :p], k[:, :, start:stop]], dim=2)
+            values = torch.cat([v[:, :, :p], v[:, :, start:stop]], dim=2)
+            out[row: row + 1, start:stop] = sdpa_attention_forward(
+                module, q[:, :, start:stop], keys, values, allowed[None, None], dropout=dropout, scaling=scaling,
+                **kwargs)[0]
+    return out
 
 
 def demo_attention_mass(query: torch.Tensor, key: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -91,7 +140,10 @@ def demo_attention_mass(query: torch.Tensor, key: torch.Tensor, attention_mask: 
     keys_t = key.float().unsqueeze(2).transpose(-1, -2)  # [b, kvh, 1, d, kv]
     queries = query.float().view(batch, kv_heads, groups, q_len, dim)
     weights = row_weights.to(device=query.device, dtype=torch.float32)
-    mass = torch.zeros(batch, cols.shape[-1], dtype=torch.float32, device=query.device)
+    segmented = weights.dim() == 3
+    if not segmented:
+        weights = weights.unsqueeze(-1)
+    mass = torch.zeros(batch, weights.shape[-1], cols.shape[-1], dtype=torch.float32, device=query.device)
     chunk = max(1, _CHUNK_ELEMENTS // max(1, batch * heads * kv_len))
     for start in range(0, q_len, chunk):
         stop = min(q_len, start + chunk)
@@ -104,8 +156,8 @@ def demo_attention_mass(query: torch.Tensor, key: torch.Tensor, attention_mask: 
         logits = logits + _additive_mask(attention_mask, start, stop, q_len, kv_len, query.device)
         probs = torch.softmax(logits, dim=-1)[..., :n_cols]
         per_row = (probs @ cols).sum(dim=(1, 2))  # [b, c, n_demos]
-        mass += (per_row * rows.unsqueeze(-1)).sum(dim=1)
-    return mass
+        mass += torch.einsum("bcn,bcs->bsn", per_row, rows)
+    return mass if segmented else mass[:, 0]
 
 
 def _additive_mask(mask: torch.Tensor | None, start: int, stop: int, q_len: int, kv_len: int,

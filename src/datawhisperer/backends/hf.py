@@ -22,6 +22,7 @@ from ..errors import UserError
 from ..models import context_length_of, load_config, load_model, model_files, num_layers_of, resolve_model
 from ..prompts import EpisodePrompt
 from .base import EpisodeResult
+from .packing import PackedEpisode, answer_scores, logits_only_at, pack
 
 
 def pick_device(device: str) -> torch.device:
@@ -113,14 +114,11 @@ class HFBackend:
     # --- episodes ---------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def _prefill(self, prompts: list[EpisodePrompt], suffix_ids: list[list[list[int]]], layer: int,
-                 query_lengths: list[list[int]] | None = None, keep_from: int | None = None) -> _Prefilled:
+    def _prefill(self, prompts: list[EpisodePrompt], suffix_ids: list[list[list[int]]], layer: int) -> _Prefilled:
         """Prefixes once each, then every suffix of every episode together, capturing the layer's attention.
 
         Row layout: [left padding, prefix of its episode, padding, suffix]; the mask hides the padding and
         positions count real tokens only, so each row computes what it would alone.
-        query_lengths: how many leading tokens of each suffix are query tokens whose attention counts.
-        keep_from: keep logits from this suffix column on (default: the last column only).
         """
         started = time.perf_counter()
         encoded = [self._encode_prefix(p) for p in prompts]
@@ -141,7 +139,6 @@ class HFBackend:
         if owner != list(range(n_episodes)):
             cache.batch_select_indices(torch.tensor(owner, device=self.device))
         flat = [ids for suffixes in suffix_ids for ids in suffixes]
-        counted = [n for lengths in query_lengths for n in lengths] if query_lengths else [len(s) for s in flat]
         width = max(len(ids) for ids in flat)
         rows = len(flat)
         input_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
@@ -155,14 +152,13 @@ class HFBackend:
             input_ids[row, width - len(ids):] = torch.tensor(ids)
             mask[row, width_prefix + width - len(ids):] = 1
             positions[row, width - len(ids):] = torch.arange(prefix_len, prefix_len + len(ids))
-            query_rows[row, width - len(ids): width - len(ids) + counted[row]] = 1.0
+            query_rows[row, width - len(ids):] = 1.0
             for d, (lo, hi) in enumerate(encoded[owner[row]][1]):
                 column_map[row, width_prefix - prefix_len + lo: width_prefix - prefix_len + hi, d] = 1.0
         request = attention.CaptureRequest(layer, column_map, query_rows)
-        keep = 1 if keep_from is None else torch.arange(keep_from, width, device=self.device)
         with attention.capture(request):
             out = self.model(input_ids.to(self.device), attention_mask=mask.to(self.device),
-                             position_ids=positions.to(self.device), use_cache=True, logits_to_keep=keep,
+                             position_ids=positions.to(self.device), use_cache=True, logits_to_keep=1,
                              **{self._cache_kwarg: cache})
         mass = request.mass.cpu().double().numpy()
         results = []
@@ -222,43 +218,42 @@ class HFBackend:
         self.timing["decode_seconds"] += time.perf_counter() - started
         return [_cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), stop) for ids in generated]
 
+    @torch.inference_mode()
     def score_answers_batch(self, prompts: list[EpisodePrompt], answers: list[list[str]], layer: int,
                             max_answer_tokens: int | None = None) -> list[EpisodeResult]:
         """Each suffix followed by its gold answer, teacher-forced: the mean probability (and mean log-probability)
-        of the answer's tokens, from the same prefill that yields the attention (which counts query tokens only).
-        max_answer_tokens: score only the answer's first tokens (as generation only sees that many)."""
-        suffix_ids, query_lengths, gold = [], [], []
+        of the answer's tokens, from the same pass that yields the attention (which counts query tokens only).
+        Episodes are packed one per row (see packing.py). max_answer_tokens: score only the answer's first
+        tokens (as generation only sees that many)."""
+        started = time.perf_counter()
+        episodes = []
         for prompt, episode_answers in zip(prompts, answers):
-            suffix_ids.append([]), query_lengths.append([])
+            prefix, spans = self._encode_prefix(prompt)
+            suffixes, query_lengths = [], []
             for suffix, answer in zip(prompt.suffixes, episode_answers):
                 query = self.tokenizer(suffix, add_special_tokens=False)["input_ids"]
                 full = self.tokenizer(suffix + answer, add_special_tokens=False)["input_ids"]
                 n_query = max(1, _common_prefix_length(query, full))
-                if max_answer_tokens:
-                    full = full[: n_query + max_answer_tokens]
-                suffix_ids[-1].append(full)
-                query_lengths[-1].append(n_query)
-                gold.append((n_query, full[n_query:]))
-        flat = [ids for episode_ids in suffix_ids for ids in episode_ids]
-        width = max(len(ids) for ids in flat)
-        # logits from the first column that predicts an answer token (the vocabulary projection is costly)
-        keep_from = min(width - len(ids) + n_query - 1 for ids, (n_query, _) in zip(flat, gold))
-        state = self._prefill(prompts, suffix_ids, layer, query_lengths, keep_from=keep_from)
-        probs, logprobs = [], []
-        for row, (ids, (n_query, answer_ids)) in enumerate(zip(flat, gold)):
-            if not answer_ids:
-                probs.append(0.0)
-                logprobs.append(float("-inf"))
-                continue
-            start = width - len(ids) + n_query - 1 - keep_from  # logits at column p predict token p + 1
-            picked = state.logits[row, start: start + len(answer_ids)].float().log_softmax(-1)
-            token_logprobs = picked.gather(-1, torch.tensor(answer_ids, device=picked.device).unsqueeze(-1))
-            probs.append(float(token_logprobs.exp().mean()))
-            logprobs.append(float(token_logprobs.mean()))
-        for e, result in enumerate(state.results):
-            result.token_scores = [p for p, owner in zip(probs, state.owner) if owner == e]
-            result.token_logprobs = [p for p, owner in zip(logprobs, state.owner) if owner == e]
-        return state.results
+                suffixes.append(full[: n_query + max_answer_tokens] if max_answer_tokens else full)
+                query_lengths.append(n_query)
+            episodes.append(PackedEpisode(prefix, spans, suffixes, query_lengths))
+        batch = pack(episodes, self.pad_id)
+        request = attention.CaptureRequest(layer, batch.column_map, batch.segment_weights)
+        with attention.capture(request), attention.packed(batch.layout), logits_only_at(self.model,
+                                                                                         batch.answer_columns):
+            logits = self.model(batch.input_ids.to(self.device), attention_mask=batch.mask.to(self.device),
+                                position_ids=batch.positions.to(self.device), use_cache=False, logits_to_keep=0).logits
+        mass = request.mass.cpu().double().numpy()
+        results = []
+        for row, (episode, scores) in enumerate(zip(episodes, answer_scores(logits, batch.answers))):
+            result = EpisodeResult(mass[row, : len(episode.suffixes), : len(episode.demo_spans)],
+                                   [hi - lo for lo, hi in episode.demo_spans], prompt_tokens=episode.length)
+            result.token_scores = [p for p, _ in scores]
+            result.token_logprobs = [lp for _, lp in scores]
+            results.append(result)
+        self.timing["prefill_seconds"] += time.perf_counter() - started
+        self.timing["prefill_tokens"] += sum(e.length for e in episodes)
+        return results
 
     def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int,
                       max_answer_tokens: int | None = None) -> EpisodeResult:
