@@ -123,6 +123,7 @@ BAD = [
     (["pool.jsonl", "--n-queries", "0"], "n-queries must be at least 1"),
     (["pool.jsonl", "--backend", "hf", "--model", "no/such/dir"], "not found"),
     (["pool.jsonl", "--layer", "99"], "layer 99 is outside the model"),
+    (["pool.jsonl", "--scoring", "likelihood", "--query-mode", "multi"], "use it with --query-mode single"),
 ]
 
 

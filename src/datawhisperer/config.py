@@ -91,6 +91,9 @@ class SelectConfig:
             parse_shard(self.shard)
         if self.resume and self.overwrite:
             raise UserError("--resume and --overwrite contradict each other")
+        if self.scoring == "likelihood" and self.query_mode == "multi":
+            raise UserError("--scoring likelihood scores each query's gold answer after its own query: "
+                            "use it with --query-mode single")
 
     def to_dict(self) -> dict:
         return asdict(self)
