@@ -30,6 +30,23 @@ def test_chat_records_last_assistant_turn_is_the_answer():
     assert example.turns == (("user", "Be brief.\n\n2+2?"), ("assistant", "4"), ("user", "and 3+3?"))
 
 
+def test_sharegpt_and_prompt_completion_records():
+    fields = FieldMap().with_task_defaults(load_task("instruction"))
+    sharegpt, parts, pair, chat_pair = examples_from_records([
+        {"conversations": [{"from": "system", "value": "Be brief."}, {"from": "human", "value": "2+2?"},
+                           {"from": "gpt", "value": "4"}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "Capital of "},
+                                                   {"type": "text", "text": "France?"}]},
+                      {"role": "assistant", "content": "Paris"}]},
+        {"prompt": "The sky is", "completion": " blue."},
+        {"prompt": [{"role": "user", "content": "Hi"}], "completion": [{"role": "assistant", "content": "Hello"}]},
+    ], fields)
+    assert sharegpt.turns == (("user", "Be brief.\n\n2+2?"),) and sharegpt.answer == "4"
+    assert parts.turns == (("user", "Capital of France?"),) and parts.answer == "Paris"
+    assert pair.turns == (("user", "The sky is"),) and pair.answer == " blue."
+    assert chat_pair.turns == (("user", "Hi"),) and chat_pair.answer == "Hello"
+
+
 def test_explicit_fields_win_over_messages():
     fields = FieldMap(input_field="q", output_field="a").with_task_defaults(load_task("instruction"))
     [example] = examples_from_records([{"q": "x", "a": "y", "messages": []}], fields)
@@ -41,6 +58,9 @@ def test_explicit_fields_win_over_messages():
     ({"instruction": "x", "input": "", "output": None}, "null"),
     ({"messages": [{"role": "user", "content": "hi"}]}, "last turn"),
     ({"messages": "hello"}, "non-empty list"),
+    ({"conversations": [{"speaker": "human", "text": "hi"}]}, "needs 'role' and 'content'"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "must be text"),
+    ({"prompt": "x", "completion": [{"role": "assistant", "content": "y"}]}, "both be text or both be lists"),
 ])
 def test_bad_records_name_record_and_field(record, message):
     fields = FieldMap().with_task_defaults(load_task("instruction"))

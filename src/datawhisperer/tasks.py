@@ -1,7 +1,8 @@
 """Tasks as data: which fields form the input and the answer, the instruction, the metric.
 
 A preset is a `TaskSpec` registry entry; a user's own task is a YAML/JSON file with the same
-keys (`--task my_task.yaml`). Records are either chat style (`messages`) or plain fields.
+keys (`--task my_task.yaml`). Records are chat style (`messages` or ShareGPT `conversations`), TRL's
+prompt/completion pairs, or plain fields named by the task or the user.
 """
 
 from __future__ import annotations
@@ -121,16 +122,20 @@ class Example:
         return "\n\n".join(content for _, content in self.turns)
 
 
+CHAT_FIELDS = ("messages", "conversations")  # OpenAI / TRL style; ShareGPT / LLaMA-Factory style
+ASSISTANT_ROLES = frozenset({"assistant", "gpt", "model", "bot", "chatbot"})
+
+
 @dataclass(frozen=True)
 class FieldMap:
     """How to turn a record into an Example.
 
-    Records with a `messages` list are read as chats unless the user named an input field.
+    Unless the user named an input field, a record with a chat list (`messages`, `conversations`) is read
+    as a chat, and one with `prompt` and `completion` (TRL's prompt-completion type) as that pair.
     """
 
     input_field: str | None = None
     output_field: str | None = None
-    messages_field: str = "messages"
     chat_allowed: bool = True
 
     def with_task_defaults(self, task: TaskSpec) -> FieldMap:
@@ -139,8 +144,12 @@ class FieldMap:
                        chat_allowed=self.input_field is None)
 
     def to_example(self, record: dict, index: int) -> Example:
-        if self.chat_allowed and self.messages_field in record:
-            return _chat_example(record[self.messages_field], index, self.messages_field)
+        if self.chat_allowed:
+            for name in CHAT_FIELDS:
+                if name in record:
+                    return _chat_example(record[name], index, name)
+            if "prompt" in record and "completion" in record:
+                return _prompt_completion_example(record["prompt"], record["completion"], index)
         user_turn = ("user", _render_input(self.input_field or "", record, index))
         return Example((user_turn,), _field(record, self.output_field or "", index))
 
@@ -179,12 +188,8 @@ def _chat_example(messages: object, index: int, name: str) -> Example:
         raise UserError(f"record {index}: field {name!r} must be a non-empty list of {{role, content}} turns")
     turns: list[tuple[str, str]] = []
     for t, message in enumerate(messages):
-        if not isinstance(message, dict) or "role" not in message or "content" not in message:
-            raise UserError(f"record {index}: turn {t} of {name!r} needs 'role' and 'content'")
-        role, content = str(message["role"]), message["content"]
-        if not isinstance(content, str):
-            raise UserError(f"record {index}: turn {t} content must be text")
-        role = "assistant" if role == "assistant" else "user"  # system/tool text joins the user side
+        role, content = _turn(message, index, t, name)
+        role = "assistant" if role in ASSISTANT_ROLES else "user"  # system/tool text joins the user side
         if turns and turns[-1][0] == role:
             turns[-1] = (role, turns[-1][1] + "\n\n" + content)
         else:
@@ -197,6 +202,31 @@ def _chat_example(messages: object, index: int, name: str) -> Example:
     if turns[0][0] != "user":
         turns.insert(0, ("user", ""))
     return Example(tuple(turns), answer)
+
+
+def _turn(message: object, index: int, t: int, name: str) -> tuple[str, str]:
+    """(role, text) of one turn: {role, content} or ShareGPT's {from, value}; content may be a list of parts."""
+    if isinstance(message, dict):
+        for role_key, content_key in (("role", "content"), ("from", "value")):
+            if role_key in message and content_key in message:
+                return str(message[role_key]).lower(), _text(message[content_key], index, t, name)
+    raise UserError(f"record {index}: turn {t} of {name!r} needs 'role' and 'content' (or 'from' and 'value')")
+
+
+def _text(content: object, index: int, t: int, name: str) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
+        return "".join(str(p.get("text", "")) for p in content)  # OpenAI-style content parts, text only
+    raise UserError(f"record {index}: turn {t} content of {name!r} must be text (or a list of text parts)")
+
+
+def _prompt_completion_example(prompt: object, completion: object, index: int) -> Example:
+    if isinstance(prompt, str) and isinstance(completion, str):
+        return Example((("user", prompt.strip()),), completion)
+    if isinstance(prompt, list) and isinstance(completion, list):
+        return _chat_example(prompt + completion, index, "prompt + completion")
+    raise UserError(f"record {index}: 'prompt' and 'completion' must both be text or both be lists of turns")
 
 
 def examples_from_records(records: list[dict], field_map: FieldMap) -> list[Example]:
