@@ -11,7 +11,7 @@ import numpy as np
 from ..data import atomic_write_json, atomic_write_text
 
 CELL_KEYS = ("method", "budget", "seed", "score", "loss", "selection_seconds", "finetune_seconds",
-             "mean_answer_words", "final_loss", "examples", "steps", "cell_seconds")
+             "mean_answer_words", "train_tokens", "final_loss", "examples", "steps", "cell_seconds")
 
 
 def _read(path: Path) -> dict:
@@ -20,7 +20,8 @@ def _read(path: Path) -> dict:
 
 def collect(out: Path) -> dict:
     cells = [{k: r.get(k) for k in CELL_KEYS} for r in map(_read, sorted(out.glob("cells/*/result.json")))]
-    full = [{k: r.get(k) for k in ("seed", "score", "loss", "finetune_seconds", "mean_answer_words", "final_loss")}
+    full = [{k: r.get(k) for k in ("seed", "score", "loss", "finetune_seconds", "mean_answer_words", "train_tokens",
+                                   "final_loss")}
             for r in map(_read, sorted(out.glob("full/*/result.json")))]
     zero = out / "zero_shot" / "result.json"
     zero_shot = {k: v for k, v in _read(zero).items() if k in ("score", "loss", "mean_answer_words")} \
@@ -56,6 +57,7 @@ def summarize(results: dict) -> list[dict]:
         rows.append({"method": method, "budget": budget, "seeds": n, "score": score, "score_std": score_std,
                      "loss": loss, "loss_std": loss_std,
                      "mean_answer_words": _mean_std([c["mean_answer_words"] for c in cells])[0],
+                     "train_tokens": _mean_std([c.get("train_tokens") for c in cells])[0],
                      "selection_seconds": selection,
                      "str": selection / full_seconds if full_seconds == full_seconds and full_seconds else None})
     return rows
@@ -67,7 +69,10 @@ def markdown(results: dict, config: dict) -> str:
              f"(loss on all records, score on the first {config.get('generate_limit') or 'all'}), task "
              f"`{config.get('task')}`; fine-tuning: {config.get('epochs')} epochs, lr {config.get('lr')}, batch "
              f"{config.get('batch_size')}, LoRA r {config.get('lora_r')}. Mean ± std over seeds (number of seeds).",
-             "", "| method | budget | score | loss | answer words | selection s | STR |", "|---|---|---|---|---|---|---|"]
+             "'answer words': mean length of the fine-tuned model's test answers; 'train tokens': tokens fine-tuned "
+             "on, all epochs together (how long the selected examples are).",
+             "", "| method | budget | score | loss | answer words | train tokens | selection s | STR |",
+             "|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
     for cell in results["cells"]:
         groups[(cell["method"], cell["budget"])].append(cell)
@@ -76,16 +81,17 @@ def markdown(results: dict, config: dict) -> str:
         strv = str_by_key.get((method, budget))
         lines.append(f"| {method} | {budget:g} | {_fmt([c['score'] for c in cells])} | "
                      f"{_fmt([c['loss'] for c in cells], 4)} | {_fmt([c['mean_answer_words'] for c in cells], 1)} | "
-                     f"{_fmt([c['selection_seconds'] for c in cells], 0)} | "
+                     f"{_fmt([c.get('train_tokens') for c in cells], 0)} | {_fmt([c['selection_seconds'] for c in cells], 0)} | "
                      f"{'–' if strv is None else f'{strv:.3f}'} |")
     if results["full"]:
         full = results["full"]
         lines.append(f"| full pool | 1 | {_fmt([f['score'] for f in full])} | {_fmt([f['loss'] for f in full], 4)} | "
-                     f"{_fmt([f['mean_answer_words'] for f in full], 1)} | fine-tune "
+                     f"{_fmt([f['mean_answer_words'] for f in full], 1)} | {_fmt([f.get('train_tokens') for f in full], 0)} "
+                     f"| fine-tune "
                      f"{_fmt([f['finetune_seconds'] for f in full], 0)} | |")
     if results["zero_shot"]:
         z = results["zero_shot"]
-        lines.append(f"| zero-shot | 0 | {z['score']:.2f} | {z['loss']:.4f} | {z.get('mean_answer_words', 0):.1f} | | |")
+        lines.append(f"| zero-shot | 0 | {z['score']:.2f} | {z['loss']:.4f} | {z.get('mean_answer_words', 0):.1f} | | | |")
     return "\n".join(lines) + "\n"
 
 
