@@ -166,14 +166,19 @@ def model_files(spec: str | None, log=print) -> ModelFiles:
     return ModelFiles(source.name, path)
 
 
+def _first_line(exc: Exception) -> str:
+    """A library exception as one line for a user's error message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def load_config(files: ModelFiles):
     from transformers import AutoConfig
 
     try:
         return AutoConfig.from_pretrained(files.weights, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read the model config in {files.weights}: {message}") from None
+        raise UserError(f"cannot read the model config in {files.weights}: {_first_line(exc)}") from None
 
 
 def load_model(files: ModelFiles, dtype, device=None):
@@ -191,8 +196,7 @@ def load_model(files: ModelFiles, dtype, device=None):
 
             model = PeftModel.from_pretrained(model, files.adapter).merge_and_unload()
     except (OSError, ValueError, KeyError) as exc:  # missing files, unknown architecture, broken config
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot load the model from {files.adapter or files.weights}: {message}") from None
+        raise UserError(f"cannot load the model from {files.adapter or files.weights}: {_first_line(exc)}") from None
     if device is not None:
         model.to(device)
     return model.eval(), tokenizer

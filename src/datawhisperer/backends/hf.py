@@ -246,11 +246,10 @@ class HFBackend:
         mass = request.mass.cpu().double().numpy()
         results = []
         for row, (episode, scores) in enumerate(zip(episodes, answer_scores(logits, batch.answers))):
-            result = EpisodeResult(mass[row, : len(episode.suffixes), : len(episode.demo_spans)],
-                                   [hi - lo for lo, hi in episode.demo_spans], prompt_tokens=episode.length)
-            result.token_scores = [p for p, _ in scores]
-            result.token_logprobs = [lp for _, lp in scores]
-            results.append(result)
+            results.append(EpisodeResult(mass[row, : len(episode.suffixes), : len(episode.demo_spans)],
+                                         [hi - lo for lo, hi in episode.demo_spans], prompt_tokens=episode.length,
+                                         token_scores=[p for p, _ in scores],
+                                         token_logprobs=[lp for _, lp in scores]))
         self.timing["prefill_seconds"] += time.perf_counter() - started
         self.timing["prefill_tokens"] += sum(e.length for e in episodes)
         return results
