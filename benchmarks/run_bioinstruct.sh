@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # The committed BioInstruct benchmark (issue 5). Resumable: rerun to continue; finished cells are skipped.
 # Reads ../shared/data by path; skips cleanly when it is absent.
+# Order: the methods the issue names over every seed first, then the three-round variants and the full
+# pool (seed 0 first: the STR denominator), then the full pool's seeds 1-2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/bioinstruct}
 if [ ! -f "$DATA/pool.json" ]; then echo "skipped: $DATA/pool.json is not here"; exit 0; fi
-exec .venv/bin/datawhisperer bench \
-  --pool "$DATA/pool.json" --pool-limit 400 --test "$DATA/test.json" --task instruction \
-  --out benchmarks/results/bioinstruct_smollm2 \
+bench() {
+  .venv/bin/datawhisperer bench \
+    --pool "$DATA/pool.json" --pool-limit 400 --test "$DATA/test.json" --task instruction \
+    --out benchmarks/results/bioinstruct_smollm2 \
+    --budgets 0.05 --budgets 0.1 --seeds 0 --seeds 1 --seeds 2 \
+    --generate-limit 100 --epochs 5 --lr 1e-3 --batch-size 8 --lora-r 16 \
+    --n-demos 5 --n-queries 3 --select-max-new-tokens 64 "$@"
+}
+bench --no-full \
   --methods random --methods length --methods perplexity --methods ifd --methods grand --methods nuggets \
-  --methods datawhisperer-paper --methods datawhisperer-uniform --methods datawhisperer-debiased \
-  --methods datawhisperer-paper-r3 --methods datawhisperer-debiased-r3 \
-  --budgets 0.05 --budgets 0.1 --seeds 0 --seeds 1 --seeds 2 \
-  --generate-limit 100 --epochs 5 --lr 1e-3 --batch-size 8 --lora-r 16 \
-  --n-demos 5 --n-queries 3 --select-max-new-tokens 64 "$@"
+  --methods datawhisperer-paper --methods datawhisperer-uniform --methods datawhisperer-debiased "$@"
+bench --methods datawhisperer-paper-r3 --methods datawhisperer-debiased-r3 "$@"

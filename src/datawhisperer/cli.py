@@ -38,7 +38,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
         if meta.get("positional"):
             parser.add_argument(f.name, help=help_text, nargs=meta.get("nargs"))
         elif annotation is bool:
-            parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_text)
+            # a field that defaults to on needs a way off: --full / --no-full
+            action = argparse.BooleanOptionalAction if f.default is True else "store_true"
+            parser.add_argument(flag, action=action, default=argparse.SUPPRESS, help=help_text)
         elif meta.get("repeat"):
             parser.add_argument(flag, dest=f.name, action="append", default=argparse.SUPPRESS,
                                 type=_base_type(annotation), help=f"{help_text} (default: {' '.join(map(str, f.default))})" if show_default else help_text)

@@ -58,3 +58,13 @@ def test_report_pages(tmp_path, tiny_model_dir):
 def test_bench_rejects_unknown_methods(tmp_path, capsys):
     assert main(["bench", "--pool", "p", "--test", "t", "--out", str(tmp_path), "--methods", "datawhisperer-unifrom"]) == 2
     assert "did you mean 'uniform'" in capsys.readouterr().err
+
+
+def test_full_pool_cell_can_be_switched_off(tmp_path, tiny_model_dir):
+    from datawhisperer.cli import build_parser, config_from_args
+    from datawhisperer.harness.configs import BenchConfig
+
+    args = bench_args(tmp_path, tiny_model_dir)
+    assert config_from_args(BenchConfig, build_parser().parse_args(args), None).full is True
+    off = build_parser().parse_args(args + ["--no-full"])
+    assert config_from_args(BenchConfig, off, None).full is False
