@@ -12,10 +12,19 @@ from ..data import atomic_write_json, atomic_write_text
 
 CELL_KEYS = ("method", "budget", "seed", "score", "loss", "selection_seconds", "finetune_seconds",
              "mean_answer_words", "train_tokens", "final_loss", "examples", "steps", "cell_seconds")
+PAIRED_REFERENCE = "random"
 
 
 def _read(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _groups(cells: list[dict]) -> list[tuple[tuple[str, float], list[dict]]]:
+    """Cells by (method, budget), ordered by budget then method."""
+    groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
+    for cell in cells:
+        groups[(cell["method"], cell["budget"])].append(cell)
+    return sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0]))
 
 
 def collect(out: Path) -> dict:
@@ -46,11 +55,8 @@ def _fmt(values: list[float], digits: int = 2) -> str:
 def summarize(results: dict) -> list[dict]:
     """One row per (method, budget): means, stds, seeds, STR."""
     full_seconds = _mean_std([f["finetune_seconds"] for f in results["full"]])[0]
-    groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
-    for cell in results["cells"]:
-        groups[(cell["method"], cell["budget"])].append(cell)
     rows = []
-    for (method, budget), cells in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    for (method, budget), cells in _groups(results["cells"]):
         score, score_std, n = _mean_std([c["score"] for c in cells])
         loss, loss_std, _ = _mean_std([c["loss"] for c in cells])
         selection = _mean_std([c["selection_seconds"] for c in cells])[0]
@@ -73,11 +79,8 @@ def markdown(results: dict, config: dict) -> str:
              "on, all epochs together (how long the selected examples are).",
              "", "| method | budget | score | loss | answer words | train tokens | selection s | STR |",
              "|---|---|---|---|---|---|---|---|"]
-    groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
-    for cell in results["cells"]:
-        groups[(cell["method"], cell["budget"])].append(cell)
     str_by_key = {(r["method"], r["budget"]): r["str"] for r in summarize(results)}
-    for (method, budget), cells in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    for (method, budget), cells in _groups(results["cells"]):
         strv = str_by_key.get((method, budget))
         lines.append(f"| {method} | {budget:g} | {_fmt([c['score'] for c in cells])} | "
                      f"{_fmt([c['loss'] for c in cells], 4)} | {_fmt([c['mean_answer_words'] for c in cells], 1)} | "
@@ -92,7 +95,42 @@ def markdown(results: dict, config: dict) -> str:
     if results["zero_shot"]:
         z = results["zero_shot"]
         lines.append(f"| zero-shot | 0 | {z['score']:.2f} | {z['loss']:.4f} | {z.get('mean_answer_words', 0):.1f} | | | |")
+    paired = paired_with(results, PAIRED_REFERENCE)
+    if paired:
+        lines += ["", f"Paired with `{PAIRED_REFERENCE}` (same budget, same seed): mean ± std of the difference over "
+                  "the seeds both have; wins = seeds where the method is better (higher score, lower loss).", "",
+                  "| method | budget | seeds | score − ref | score wins | loss − ref | loss wins |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in paired:
+            n = row["seeds"]
+            lines.append(f"| {row['method']} | {row['budget']:g} | {n} | {_diff(row, 'score_diff', 2)} "
+                         f"| {row['score_wins']}/{n} | {_diff(row, 'loss_diff', 4)} | {row['loss_wins']}/{n} |")
     return "\n".join(lines) + "\n"
+
+
+def _diff(row: dict, key: str, digits: int) -> str:
+    spread = f" ± {row[key + '_std']:.{digits}f}" if row["seeds"] > 1 else ""
+    return f"{row[key]:+.{digits}f}{spread}"
+
+
+def paired_with(results: dict, reference: str) -> list[dict]:
+    """Each method against `reference` at the same budget and seed: seed-to-seed noise (the fine-tune's
+    shuffling and initialisation) is shared, so the difference is far less noisy than the two means."""
+    by_key = {(c["method"], c["budget"], c["seed"]): c for c in results["cells"]}
+    rows = []
+    for (method, budget), cells in _groups(results["cells"]):
+        pairs = [(c, by_key[(reference, budget, c["seed"])]) for c in cells
+                 if method != reference and (reference, budget, c["seed"]) in by_key]
+        if not pairs:
+            continue
+        score = [c["score"] - r["score"] for c, r in pairs]
+        loss = [c["loss"] - r["loss"] for c, r in pairs]
+        rows.append({"method": method, "budget": budget, "seeds": len(pairs),
+                     "score_diff": _mean_std(score)[0], "score_diff_std": _mean_std(score)[1],
+                     "score_wins": sum(d > 0 for d in score),
+                     "loss_diff": _mean_std(loss)[0], "loss_diff_std": _mean_std(loss)[1],
+                     "loss_wins": sum(d < 0 for d in loss)})
+    return rows
 
 
 def charts(results: dict, out: Path) -> list[Path]:
@@ -134,7 +172,8 @@ def charts(results: dict, out: Path) -> list[Path]:
 
 def write_results(out: Path, config: dict) -> dict:
     results = collect(out)
-    payload = {"config": config, **results, "summary": summarize(results)}
+    payload = {"config": config, **results, "summary": summarize(results),
+               f"paired_with_{PAIRED_REFERENCE}": paired_with(results, PAIRED_REFERENCE)}
     atomic_write_json(out / "results.json", payload)
     atomic_write_text(out / "results.md", markdown(results, config))
     charts(results, out / "charts")
