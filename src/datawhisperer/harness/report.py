@@ -103,15 +103,26 @@ def bench_report(bench_dir: Path) -> str:
 
     results = collect(bench_dir)
     config = json.loads((bench_dir / "results.json").read_text(encoding="utf-8")).get("config", {})
-    table_md = markdown(results, config).splitlines()
-    rows = [line.strip("|").split("|") for line in table_md if line.startswith("|")]
-    header, body = [c.strip() for c in rows[0]], [[html.escape(c.strip()) for c in r] for r in rows[2:]]
     images = ""
     for path in charts(results, bench_dir / "charts"):
         images += f'<h2>{html.escape(path.stem)}</h2><img alt="{path.stem}" src="data:image/png;base64,' \
                   f'{base64.b64encode(path.read_bytes()).decode()}">'
-    intro = f"<p>{html.escape(table_md[2])}</p>" if len(table_md) > 2 else ""
-    return _page(f"datawhisperer benchmark: {bench_dir}", intro + _table(header, body) + images)
+    return _page(f"datawhisperer benchmark: {bench_dir}", _markdown_blocks(markdown(results, config)) + images)
+
+
+def _markdown_blocks(text: str) -> str:
+    """The tables module's Markdown (a heading, paragraphs, pipe tables) as HTML."""
+    parts = []
+    for block in text.strip().split("\n\n"):
+        lines = block.splitlines()
+        if lines[0].startswith("# "):
+            continue  # the page has its own title
+        if lines[0].startswith("|"):
+            rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+            parts.append(_table(rows[0], [[html.escape(c) for c in row] for row in rows[2:]]))
+        else:
+            parts.append(f"<p>{html.escape(' '.join(lines))}</p>")
+    return "".join(parts)
 
 
 def report(config: ReportConfig) -> Path:
