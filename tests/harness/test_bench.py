@@ -69,3 +69,21 @@ def test_full_pool_cell_can_be_switched_off(tmp_path, tiny_model_dir):
     assert config_from_args(BenchConfig, build_parser().parse_args(args), None).full is True
     off = build_parser().parse_args(args + ["--no-full"])
     assert config_from_args(BenchConfig, off, None).full is False
+
+
+def test_scorer_model_selects_and_the_target_model_is_fine_tuned(tmp_path, tiny_model_dir):
+    from conftest import byte_tokenizer, tiny_model
+
+    scorer_dir = tmp_path / "scorer"
+    tokenizer = byte_tokenizer()
+    tiny_model("llama", tokenizer, seed=1, layers=2, hidden=32).save_pretrained(scorer_dir)
+    tokenizer.save_pretrained(scorer_dir)
+    args = bench_args(tmp_path, tiny_model_dir)
+    args[args.index("--methods"):args.index("--budgets")] = ["--methods", "datawhisperer-paper"]
+    assert main(args + ["--scorer-model", str(scorer_dir), "--no-full"]) == 0
+    out = tmp_path / "bench"
+    run = json.loads((out / "selections" / "datawhisperer-r1-s0" / "run.json").read_text())
+    assert run["model"]["model"] == str(scorer_dir) and run["model"]["num_layers"] == 2
+    tuned = json.loads((out / "cells" / "datawhisperer-paper-b0.25-s0" / "result.json").read_text())
+    assert tuned["model"] == str(tiny_model_dir)
+    assert not (out / "full").exists()  # --no-full: no full-pool fine-tune

@@ -80,7 +80,7 @@ class Bench:
 
     def train_and_evaluate(self, indices: list[int], seed: int) -> dict:
         config = self.config
-        model, tokenizer, device, _ = load_for_training(config.model, config.device, log=lambda m: None)
+        model, tokenizer, device, model_name = load_for_training(config.model, config.device, log=lambda m: None)
         finetune_config = FinetuneConfig(data="-", out="-", epochs=config.epochs, lr=config.lr,
                                          batch_size=config.batch_size, lora_r=config.lora_r,
                                          max_length=config.max_length, seed=seed, quiet=config.quiet)
@@ -93,7 +93,7 @@ class Bench:
         metrics, _ = evaluate_model(merged, tokenizer, device, self.test, config.generate_limit,
                                     config.eval_max_new_tokens or self.test.task.max_new_tokens,
                                     config.eval_batch_size, config.max_length, progress=not config.quiet)
-        return {**metrics, **stats}
+        return {"model": model_name, **metrics, **stats}
 
     def cell(self, path: Path, compute) -> dict:
         result_file = path / "result.json"
