@@ -120,20 +120,21 @@ def local_weights(source: ModelSource, log=print) -> str:
     return str(target)
 
 
-def num_layers_of(config) -> int:
+def _config_int(config, names: tuple[str, ...]) -> int | None:
+    """The first of `names` a model config sets (architectures spell the same fact differently)."""
     config = getattr(config, "text_config", None) or config
-    for name in ("num_hidden_layers", "n_layer", "num_layers"):
-        if getattr(config, name, None):
-            return int(getattr(config, name))
-    raise UserError("cannot tell how many layers this model has")
+    return next((int(getattr(config, name)) for name in names if getattr(config, name, None)), None)
+
+
+def num_layers_of(config) -> int:
+    layers = _config_int(config, ("num_hidden_layers", "n_layer", "num_layers"))
+    if layers is None:
+        raise UserError("cannot tell how many layers this model has")
+    return layers
 
 
 def context_length_of(config) -> int | None:
-    config = getattr(config, "text_config", None) or config
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-        if getattr(config, name, None):
-            return int(getattr(config, name))
-    return None
+    return _config_int(config, ("max_position_embeddings", "n_positions", "max_sequence_length"))
 
 
 @dataclass(frozen=True)

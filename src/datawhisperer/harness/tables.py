@@ -69,6 +69,12 @@ def summarize(results: dict) -> list[dict]:
     return rows
 
 
+def _outcome_columns(runs: list[dict]) -> str:
+    """score | loss | answer words | train tokens, each as mean ± std over the runs."""
+    return " | ".join(_fmt([r.get(key) for r in runs], digits)
+                      for key, digits in (("score", 2), ("loss", 4), ("mean_answer_words", 1), ("train_tokens", 0)))
+
+
 def markdown(results: dict, config: dict) -> str:
     lines = ["# Benchmark results", "",
              f"Pool `{config.get('pool')}` (limit {config.get('pool_limit')}), test `{config.get('test')}` "
@@ -82,15 +88,11 @@ def markdown(results: dict, config: dict) -> str:
     str_by_key = {(r["method"], r["budget"]): r["str"] for r in summarize(results)}
     for (method, budget), cells in _groups(results["cells"]):
         strv = str_by_key.get((method, budget))
-        lines.append(f"| {method} | {budget:g} | {_fmt([c['score'] for c in cells])} | "
-                     f"{_fmt([c['loss'] for c in cells], 4)} | {_fmt([c['mean_answer_words'] for c in cells], 1)} | "
-                     f"{_fmt([c.get('train_tokens') for c in cells], 0)} | {_fmt([c['selection_seconds'] for c in cells], 0)} | "
-                     f"{'–' if strv is None else f'{strv:.3f}'} |")
+        lines.append(f"| {method} | {budget:g} | {_outcome_columns(cells)} | "
+                     f"{_fmt([c['selection_seconds'] for c in cells], 0)} | {'–' if strv is None else f'{strv:.3f}'} |")
     if results["full"]:
         full = results["full"]
-        lines.append(f"| full pool | 1 | {_fmt([f['score'] for f in full])} | {_fmt([f['loss'] for f in full], 4)} | "
-                     f"{_fmt([f['mean_answer_words'] for f in full], 1)} | {_fmt([f.get('train_tokens') for f in full], 0)} "
-                     f"| fine-tune "
+        lines.append(f"| full pool | 1 | {_outcome_columns(full)} | fine-tune "
                      f"{_fmt([f['finetune_seconds'] for f in full], 0)} | |")
     if results["zero_shot"]:
         z = results["zero_shot"]
