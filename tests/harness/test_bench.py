@@ -87,3 +87,36 @@ def test_scorer_model_selects_and_the_target_model_is_fine_tuned(tmp_path, tiny_
     tuned = json.loads((out / "cells" / "datawhisperer-paper-b0.25-s0" / "result.json").read_text())
     assert tuned["model"] == str(tiny_model_dir)
     assert not (out / "full").exists()  # --no-full: no full-pool fine-tune
+
+
+def test_bench_refuses_to_mix_settings_or_data_but_not_paths(tmp_path, tiny_model_dir, capsys):
+    args = bench_args(tmp_path, tiny_model_dir)
+    args[args.index("--methods"):args.index("--budgets")] = ["--methods", "length"]
+    args[args.index("--seeds"):args.index("--epochs")] = ["--seeds", "0"]
+    assert main(args + ["--no-full"]) == 0
+    out = tmp_path / "bench"
+    cells = sorted(p.name for p in (out / "cells").iterdir())
+
+    assert main(args + ["--no-full", "--lr", "0.01"]) == 2  # another learning rate
+    assert "other settings (lr: 0.0001 -> 0.01)" in capsys.readouterr().err
+    pool = args[args.index("--pool") + 1]
+    with open(pool, "a", encoding="utf-8") as fh:
+        fh.write('{"text": "new 99", "label": "news 99"}\n')  # the same path, other data
+    assert main(args + ["--no-full"]) == 2
+    assert "pool (content)" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "cells").iterdir()) == cells  # nothing was added or removed
+
+    moved = tmp_path / "elsewhere.jsonl"
+    moved.write_text("".join(open(pool, encoding="utf-8").readlines()[:-1]), encoding="utf-8")
+    args[args.index("--pool") + 1] = str(moved)  # the original data under another path: the same benchmark
+    assert main(args + ["--no-full", "--seeds", "1"]) == 0
+    assert sorted(p.name for p in (out / "cells").iterdir()) == sorted(cells + ["length-b0.25-s1"])
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["lr"] == 0.0001 and "methods" not in results["config"]
+
+
+def test_missing_pool_is_a_one_line_error_and_writes_nothing(tmp_path, capsys):
+    test = write_jsonl(tmp_path / "test.jsonl", plural_records(3))
+    out = tmp_path / "bench"
+    assert main(["bench", "--pool", str(tmp_path / "nope.jsonl"), "--test", test, "--out", str(out)]) == 2
+    assert "--pool" in capsys.readouterr().err and not out.exists()

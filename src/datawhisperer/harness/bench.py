@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import EpisodeLog
+from ..checkpoint import EpisodeLog, content_hash, describe_differences
 from ..config import SelectConfig, budget_count, parse_budget
-from ..data import atomic_write_json, load_table
+from ..data import atomic_write_json, atomic_write_text, load_table
+from ..errors import UserError
 from ..scoring import aggregate, ranking
 from .common import load_for_training, load_task_data
 from .configs import SEEDED_BASELINES, BenchConfig, parse_method
@@ -25,15 +26,44 @@ from .finetune import FinetuneConfig, train_lora
 from .tables import write_results
 
 
+# What a sitting may change without making its cells incomparable with the ones already on disk.
+PER_SITTING = ("out", "methods", "budgets", "seeds", "full", "device", "quiet", "eval_batch_size")
+
+
+def _comparable(settings: dict, data: dict) -> dict:
+    """Data by content, not by path: the same files under another path are the same benchmark."""
+    return {**{k: v for k, v in settings.items() if k not in data}, **{f"{k} (content)": v for k, v in data.items()}}
+
+
 class Bench:
     def __init__(self, config: BenchConfig) -> None:
         self.config = config
         self.out = Path(config.out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.protocol = self._check_protocol()
         self.pool_path = self._pool_file()
         self.train = load_task_data(str(self.pool_path), config.task, config.input_field, config.output_field)
         self.test = load_task_data(config.test, config.task, config.input_field, config.output_field)
         self.log = (lambda m: None) if config.quiet else (lambda m: print(m, flush=True))
+
+    def _check_protocol(self) -> dict:
+        """Refuse to add cells measured under other settings or data to a benchmark directory."""
+        settings = {k: v for k, v in asdict(self.config).items() if k not in PER_SITTING}
+        for name in ("pool", "test"):
+            if not Path(settings[name]).exists():
+                raise UserError(f"--{name} {settings[name]} does not exist")
+        data = {name: content_hash(settings[name]) for name in ("pool", "test")}
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / "protocol.json"
+        if path.exists():
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            before, now = _comparable(saved["settings"], saved["data"]), _comparable(settings, data)
+            if before != now:
+                raise UserError(f"{self.out} holds a benchmark run with other settings "
+                                f"({describe_differences(before, now)}): use another --out, or the same "
+                                "settings to continue it")
+        else:
+            atomic_write_json(path, {"settings": settings, "data": data})
+        return settings
 
     def _pool_file(self) -> Path:
         """The pool as used: a copy of the first N records when --pool-limit is set."""
@@ -42,7 +72,7 @@ class Bench:
         path = self.out / "pool.jsonl"
         if not path.exists():
             records = load_table(self.config.pool).records[: self.config.pool_limit]
-            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+            atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         return path
 
     # --- selection -------------------------------------------------------------------------------------
@@ -104,7 +134,7 @@ class Bench:
         result = compute()
         result["cell_seconds"] = round(time.perf_counter() - start, 3)
         atomic_write_json(result_file, result)
-        write_results(self.out, asdict(self.config))
+        write_results(self.out, self.protocol)
         return result
 
     def zero_shot(self) -> dict:
@@ -138,7 +168,7 @@ class Bench:
         return self.cell(self.out / "cells" / f"{method}-b{budget}-s{seed}", compute)
 
     def run(self) -> None:
-        write_results(self.out, asdict(self.config))
+        write_results(self.out, self.protocol)
         self.zero_shot()
         seeds = self.config.seeds
         if self.config.full and seeds:
@@ -150,7 +180,7 @@ class Bench:
         if self.config.full:
             for seed in seeds[1:]:
                 self.full(seed)
-        write_results(self.out, asdict(self.config))
+        write_results(self.out, self.protocol)
         self.log(f"[bench] done: {self.out / 'results.md'}")
 
 
