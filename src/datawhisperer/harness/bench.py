@@ -25,7 +25,6 @@ from .evaluate import evaluate_model
 from .finetune import FinetuneConfig, train_lora
 from .tables import write_results
 
-
 # What a sitting may change without making its cells incomparable with the ones already on disk.
 PER_SITTING = ("out", "methods", "budgets", "seeds", "full", "device", "quiet", "eval_batch_size")
 
