@@ -33,6 +33,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
             continue
         help_text = meta.get("help", "")
         show_default = "default" not in help_text
+        if f.default == "" and not meta.get("positional"):
+            help_text, show_default = f"{help_text} (required)", False
         flag = "--" + f.name.replace("_", "-")
         annotation = hints[f.name]
         if meta.get("positional"):
@@ -41,8 +43,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
             # a field that defaults to on needs a way off: --full / --no-full
             action = argparse.BooleanOptionalAction if f.default is True else "store_true"
             parser.add_argument(flag, action=action, default=argparse.SUPPRESS, help=help_text)
-        elif meta.get("repeat"):
-            parser.add_argument(flag, dest=f.name, action="append", default=argparse.SUPPRESS,
+        elif meta.get("repeat"):  # both `--seeds 0 1 2` and `--seeds 0 --seeds 1`
+            parser.add_argument(flag, dest=f.name, action="extend", nargs="+", default=argparse.SUPPRESS,
                                 type=_base_type(annotation), help=f"{help_text} (default: {' '.join(map(str, f.default))})" if show_default else help_text)
         else:
             default = f.default if f.default is not dataclasses.MISSING else None

@@ -24,7 +24,7 @@ def _opt(default, help: str, **extra):
 class SelectConfig:
     data: str = _opt("", "the pool: .json, .jsonl, .csv, .parquet or a save_to_disk directory", positional=True)
     out: str | None = _opt(None, "directory for scores.jsonl, selected-<B>.<ext>, run.json, episodes.jsonl")
-    budget: list[str] = _opt(("0.1",), "fraction of the pool to select, in (0, 1]; repeatable", repeat=True)
+    budget: list[str] = _opt(("0.1",), "fraction of the pool to select, in (0, 1]; one or more", repeat=True)
     task: str = _opt("instruction", "task preset (math, summarization, instruction, classification) or a "
                      "task file (.yaml/.json)")
     input_field: str | None = _opt(None, "input field, or a template over fields such as '{instruction}\\n{input}'")

@@ -22,7 +22,7 @@ from .scoring import EpisodeOutcome
 class MergeConfig:
     shards: list[str] = _opt((), "the shard directories written by `select --shard i/n`", positional=True, nargs="+")
     out: str = _opt("", "directory for the merged scores.jsonl, selected-<B>.<ext>, run.json, episodes.jsonl")
-    budget: list[str] | None = _opt(None, "budgets to write (default: the shards' own); repeatable", repeat=True)
+    budget: list[str] | None = _opt(None, "budgets to write (default: the shards' own); one or more", repeat=True)
     weighting: str | None = _opt(None, "demonstration weights: paper, uniform, debiased (default: the shards')")
     data: str | None = _opt(None, "the pool, if it moved since the shards ran (its content must be unchanged)")
     overwrite: bool = _opt(False, "replace another run's files in --out")

@@ -120,3 +120,16 @@ def test_missing_pool_is_a_one_line_error_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "bench"
     assert main(["bench", "--pool", str(tmp_path / "nope.jsonl"), "--test", test, "--out", str(out)]) == 2
     assert "--pool" in capsys.readouterr().err and not out.exists()
+
+
+def test_list_options_take_several_values_or_repeat():
+    from datawhisperer.cli import build_parser, config_from_args
+    from datawhisperer.harness.configs import BenchConfig
+
+    base = ["bench", "--pool", "p", "--test", "t", "--out", "o"]
+    spaced = build_parser().parse_args(base + ["--seeds", "0", "1", "2", "--methods", "random", "ifd"])
+    repeated = build_parser().parse_args(base + ["--seeds", "0", "--seeds", "1", "2", "--methods", "random",
+                                                 "--methods", "ifd"])
+    for args in (spaced, repeated):
+        config = config_from_args(BenchConfig, args, None)
+        assert config.seeds == [0, 1, 2] and config.methods == ["random", "ifd"] and config.budgets == ["0.05", "0.1"]

@@ -77,9 +77,9 @@ class BenchConfig:
     input_field: str | None = _opt(None, "input field or template")
     output_field: str | None = _opt(None, "answer field")
     methods: list[str] = _opt(ALL_METHODS, "methods: datawhisperer-<paper|uniform|debiased>[-r<rounds>], random, "
-                              "perplexity, ifd, nuggets, grand, length; repeatable", repeat=True)
-    budgets: list[str] = _opt(("0.05", "0.1"), "budgets; repeatable", repeat=True)
-    seeds: list[int] = _opt((0, 1, 2), "seeds (selection for seeded methods, fine-tuning for all); repeatable",
+                              "perplexity, ifd, nuggets, grand, length; one or more", repeat=True)
+    budgets: list[str] = _opt(("0.05", "0.1"), "budgets; one or more", repeat=True)
+    seeds: list[int] = _opt((0, 1, 2), "seeds (selection for seeded methods, fine-tuning for all); one or more",
                             repeat=True)
     model: str | None = _opt(None, "the model fine-tuned and evaluated (default: the embedded SmolLM2)")
     scorer_model: str | None = _opt(None, "the model that selects (default: --model); a smaller one is the "
