@@ -19,7 +19,7 @@ from ..config import SelectConfig, budget_count, parse_budget
 from ..data import atomic_write_json, atomic_write_text, load_table
 from ..errors import UserError
 from ..scoring import aggregate, ranking
-from .common import load_for_training, load_task_data
+from .common import builder_for, load_for_training, load_task_data
 from .configs import SEEDED_BASELINES, BenchConfig, parse_method
 from .evaluate import evaluate_model
 from .finetune import FinetuneConfig, train_lora
@@ -113,8 +113,6 @@ class Bench:
         finetune_config = FinetuneConfig(data="-", out="-", epochs=config.epochs, lr=config.lr,
                                          batch_size=config.batch_size, lora_r=config.lora_r,
                                          max_length=config.max_length, seed=seed, quiet=config.quiet)
-        from .common import builder_for
-
         examples = [self.train.examples[i] for i in indices]
         peft_model, stats = train_lora(model, tokenizer, builder_for(tokenizer, self.train.instruction), examples,
                                        finetune_config, device)
