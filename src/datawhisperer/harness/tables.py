@@ -125,13 +125,12 @@ def paired_with(results: dict, reference: str) -> list[dict]:
                  if method != reference and (reference, budget, c["seed"]) in by_key]
         if not pairs:
             continue
-        score = [c["score"] - r["score"] for c, r in pairs]
-        loss = [c["loss"] - r["loss"] for c, r in pairs]
-        rows.append({"method": method, "budget": budget, "seeds": len(pairs),
-                     "score_diff": _mean_std(score)[0], "score_diff_std": _mean_std(score)[1],
-                     "score_wins": sum(d > 0 for d in score),
-                     "loss_diff": _mean_std(loss)[0], "loss_diff_std": _mean_std(loss)[1],
-                     "loss_wins": sum(d < 0 for d in loss)})
+        row = {"method": method, "budget": budget, "seeds": len(pairs)}
+        for key, better in (("score", 1.0), ("loss", -1.0)):  # higher score, lower loss wins
+            diffs = [c[key] - r[key] for c, r in pairs]
+            row[f"{key}_diff"], row[f"{key}_diff_std"], _ = _mean_std(diffs)
+            row[f"{key}_wins"] = sum(better * d > 0 for d in diffs)
+        rows.append(row)
     return rows
 
 
