@@ -1,16 +1,19 @@
-"""benchmarks/selection_overlap.py: top-k overlap between the seeds of each selector."""
+"""benchmarks/selection_stability.py: top-k overlap between seeds, and the length of the picks."""
 
 import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from datawhisperer.checkpoint import EpisodeLog
 from datawhisperer.scoring import EpisodeOutcome
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "selection_overlap.py"
-spec = importlib.util.spec_from_file_location("selection_overlap", SCRIPT)
-selection_overlap = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(selection_overlap)
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "selection_stability.py"
+spec = importlib.util.spec_from_file_location("selection_stability", SCRIPT)
+stability = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(stability)
 
 
 def write_run(directory: Path, scores: list, status: str = "finished") -> Path:
@@ -28,8 +31,7 @@ def test_overlap_between_seeds_of_a_scored_method(tmp_path):
     write_run(tmp_path / "grand-s0", [1, 2, 3, 4, 5, 6])  # one seed: nothing to compare
     write_run(tmp_path / "nuggets-s0", [1, 2, 3, 4, 5, 6])
     write_run(tmp_path / "nuggets-s1", [1, 2, 3, 4, 5, 6], status="running")
-    overlaps, pool = selection_overlap.seed_overlaps(tmp_path, [2, 3])
-    assert pool == 6
+    overlaps = stability.seed_overlaps(stability.finished_scores(tmp_path), [2, 3])
     assert list(overlaps) == ["ifd"]
     # top 2: s0 {0, 1}, s1 {0, 2}, s2 {5, 4}; top 3: s0 {0, 1, 2}, s1 {0, 2, 4}, s2 {5, 4, 3}
     assert overlaps["ifd"] == {2: [1, 0, 0], 3: [2, 0, 1]}
@@ -44,12 +46,33 @@ def test_data_whisperer_runs_are_ranked_per_weighting(tmp_path):
         run = write_run(tmp_path / f"datawhisperer-r1-s{seed}", [0.0] * 4)
         EpisodeLog(run / "episodes.jsonl").append([outcome(0, [first, 2], [1.0, 3.0]),
                                                   outcome(1, [1 - first, 3], [1.0, 1.0])])
-    overlaps, _ = selection_overlap.seed_overlaps(tmp_path, [1])
+    overlaps = stability.seed_overlaps(stability.finished_scores(tmp_path), [1])
     assert set(overlaps) == {"datawhisperer-paper-r1", "datawhisperer-uniform-r1", "datawhisperer-debiased-r1"}
     assert overlaps["datawhisperer-paper-r1"] == {1: [1]}  # example 2 draws most attention in both seeds
 
 
-def test_nothing_to_compare_is_an_error(tmp_path, capsys):
-    assert selection_overlap.main([str(tmp_path)]) == 1
-    assert "no method with two or more finished seeds" in capsys.readouterr().out
-    assert selection_overlap.main([str(tmp_path / "missing")]) == 1
+def test_spearman_shares_tied_ranks_and_skips_unscored():
+    assert stability.average_ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [2.5, 0.0, 2.5, 1.0]
+    words = np.array([1.0, 2.0, 3.0, 4.0])
+    assert stability.spearman(np.array([4.0, 3.0, np.nan, 1.0]), words) == pytest.approx(-1.0)
+    assert np.isnan(stability.spearman(np.ones(4), words))
+
+
+def test_report_on_a_bench_directory(tmp_path, capsys):
+    pool = [{"instruction": f"q{i}", "input": "", "output": " ".join(["w"] * (i + 1))} for i in range(4)]
+    (tmp_path / "pool.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pool))
+    (tmp_path / "protocol.json").write_text(json.dumps({"settings": {"task": "instruction"}}))
+    write_run(tmp_path / "selections" / "length-s0", [3, 2, 1, 0])
+    write_run(tmp_path / "selections" / "length-s1", [3, 2, 1, 0])
+    assert stability.main([str(tmp_path), "--top", "2"]) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| length")][0]
+    assert row == "| length | 2 | 2.0 of 2 | -1.00 | 1.5 |"
+
+
+def test_not_a_bench_directory_is_an_error(tmp_path, capsys):
+    assert stability.main([str(tmp_path)]) == 1
+    assert "not a bench directory" in capsys.readouterr().out
+    (tmp_path / "selections").mkdir()
+    (tmp_path / "protocol.json").write_text("{}")
+    assert stability.main([str(tmp_path)]) == 1
+    assert "no finished selection run" in capsys.readouterr().out
