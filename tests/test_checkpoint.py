@@ -66,6 +66,9 @@ def test_torn_last_line_is_dropped_and_redone(tmp_path, pool, reference):
     info = json.loads((out / "run.json").read_text())
     # episodes are played 4 to a batch: the batch of episodes 4-7 is replayed whole (only 5-7 are appended)
     assert info["resumed_episodes"] == 5 and info["played_episodes"] == 14 - 4
+    reference_seconds = [json.loads(line)["seconds"] for line in full[:5]]
+    assert info["resumed_episode_seconds"] == pytest.approx(sum(reference_seconds), abs=1e-3)
+    assert info["resumed_episode_seconds"] > 0
     assert (out / "scores.jsonl").read_bytes() == (reference / "scores.jsonl").read_bytes()
     assert len((out / "episodes.jsonl").read_text().splitlines()) == 14
 

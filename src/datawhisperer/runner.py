@@ -267,6 +267,8 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
         group.barrier()
         timings = {"selection_seconds": round(time.perf_counter() - start, 3),
                    "model_load_seconds": round(load_seconds, 3), "resumed_episodes": len(done),
+                   # what the resumed episodes cost when an earlier sitting played them
+                   "resumed_episode_seconds": round(sum(o.seconds for o in done.values()), 3),
                    "played_episodes": player.played, "world_size": topology.world_size, **peak_memory()}
         if topology.shard:
             info = run_info(prepared, mine, backend.description, timings)

@@ -33,6 +33,16 @@ def test_bench_runs_every_cell_and_resumes_without_redoing_any(tmp_path, tiny_mo
     summary = {(r["method"], r["budget"]): r for r in results["summary"]}
     assert summary[("random", 0.25)]["seeds"] == 2 and summary[("random", 0.25)]["str"] is not None
 
+    # a selection resumed over several sittings is charged for every sitting
+    run_file = out / "selections" / "datawhisperer-r1-s1" / "run.json"
+    info = json.loads(run_file.read_text())
+    info["resumed_episode_seconds"] = 100.0
+    run_file.write_text(json.dumps(info))
+    (out / "cells" / "datawhisperer-paper-b0.25-s1" / "result.json").unlink()
+    assert main(args) == 0
+    redone = json.loads((out / "cells" / "datawhisperer-paper-b0.25-s1" / "result.json").read_text())
+    assert redone["selection_seconds"] == pytest.approx(info["selection_seconds"] + 100.0)
+
     def no_work(*a, **k):
         raise AssertionError("a finished cell was recomputed")
 

@@ -103,7 +103,9 @@ class Bench:
         else:
             scores = np.array([row["score"] if row["score"] is not None else np.nan
                                for row in map(json.loads, (directory / "scores.jsonl").read_text().splitlines())])
-        return ranking(scores).tolist(), float(info["selection_seconds"])
+        # a selection finished over several sittings costs what each sitting spent on it
+        seconds = float(info["selection_seconds"]) + float(info.get("resumed_episode_seconds", 0.0))
+        return ranking(scores).tolist(), seconds
 
     # --- fine-tune + evaluate ----------------------------------------------------------------------------
 
