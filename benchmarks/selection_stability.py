@@ -25,14 +25,14 @@ import numpy as np
 from datawhisperer.checkpoint import EpisodeLog
 from datawhisperer.harness.common import load_task_data
 from datawhisperer.scoring import WEIGHTINGS, aggregate, ranking
+from datawhisperer.selection import read_scores
 
 RUN_NAME = re.compile(r"^(?P<method>.+?)(-s(?P<seed>\d+))?$")  # unseeded methods select once: `ifd`
 
 
 def run_scores(run: Path) -> dict[str, np.ndarray]:
     """Method name → scores (NaN = unscored) for one run; a Data Whisperer run yields one per weighting."""
-    scores = [json.loads(line)["score"] for line in (run / "scores.jsonl").read_text().splitlines() if line]
-    scores = np.array([np.nan if s is None else s for s in scores], dtype=np.float64)
+    scores = read_scores(run)
     name = RUN_NAME.match(run.name).group("method")
     log = run / "episodes.jsonl"
     if not log.exists():
@@ -50,7 +50,7 @@ def finished_scores(selections: Path) -> dict[str, dict[int, np.ndarray]]:
         run_file = run / "run.json"
         if not (run / "scores.jsonl").exists() or not run_file.exists():
             continue
-        if json.loads(run_file.read_text()).get("status", "finished") != "finished":
+        if json.loads(run_file.read_text()).get("status") != "finished":
             continue
         seed = int(RUN_NAME.match(run.name).group("seed") or 0)
         for method, scores in run_scores(run).items():

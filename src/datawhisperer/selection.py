@@ -56,3 +56,9 @@ class Selection:
 
     def unscored(self) -> int:
         return int(np.isnan(self.scores).sum())
+
+
+def read_scores(run_dir: str | Path) -> np.ndarray:
+    """The scores a run wrote (`Selection.write_scores`), NaN where an example was unscored."""
+    rows = (json.loads(line) for line in (Path(run_dir) / "scores.jsonl").read_text().splitlines() if line)
+    return np.array([np.nan if row["score"] is None else row["score"] for row in rows], dtype=np.float64)

@@ -12,13 +12,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from ..checkpoint import EpisodeLog, content_hash, describe_differences
 from ..config import SelectConfig, budget_count, parse_budget
 from ..data import atomic_write_json, atomic_write_text, load_table
 from ..errors import UserError
 from ..scoring import aggregate, ranking
+from ..selection import read_scores
 from .common import builder_for, load_for_training, load_task_data
 from .configs import SEEDED_BASELINES, BenchConfig, parse_method
 from .evaluate import evaluate_model
@@ -101,8 +100,7 @@ class Bench:
             outcomes = EpisodeLog(directory / "episodes.jsonl").read(repair=False)
             scores = aggregate(outcomes, len(self.train.examples), weighting).scores
         else:
-            scores = np.array([row["score"] if row["score"] is not None else np.nan
-                               for row in map(json.loads, (directory / "scores.jsonl").read_text().splitlines())])
+            scores = read_scores(directory)
         # a selection finished over several sittings costs what each sitting spent on it
         seconds = float(info["selection_seconds"]) + float(info.get("resumed_episode_seconds", 0.0))
         return ranking(scores).tolist(), seconds
