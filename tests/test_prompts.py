@@ -85,3 +85,44 @@ def test_no_model_specific_tokens_in_the_code():
 ])
 def test_parse_numbered_answers(text, expected):
     assert parse_numbered_answers(text, 2) == expected
+
+
+@pytest.mark.parametrize("mode", ["single", "multi"])
+def test_demo_spans_come_from_the_rendering_not_from_searching(mode):
+    """An input that also occurs in the instruction and one-letter answers that occur in template text
+    ('a' in 'assistant'): a text search finds them in the wrong place."""
+    demos = [Example((("user", "label"),), "a"), Example((("user", "only"),), "b"),
+             Example((("user", "s"),), "t")]
+    builder = PromptBuilder(byte_tokenizer(CHATML), "Answer with the label only.", mode)
+    prompt = builder.build(demos, [Example((("user", "label"),), "a")])
+    for (lo, hi), demo in zip(prompt.demo_spans, demos):
+        assert prompt.prefix[lo:hi] == f"{demo.text}<|im_end|>\n<|im_start|>assistant\n{demo.answer}"
+    starts = [lo for lo, _ in prompt.demo_spans]
+    assert starts == sorted(starts) and prompt.prefix.index("Answer with the label only.") < starts[0]
+
+
+def test_demo_spans_with_a_template_without_system_role_and_the_instruction_in_the_first_turn():
+    builder = PromptBuilder(byte_tokenizer(TEMPLATES["no_system_role"]), "Say the label: a or b.", "single")
+    demos = [Example((("user", "a"),), "a"), Example((("user", "b"),), "b")]
+    prompt = builder.build(demos, [Example((("user", "a"),), "a")])
+    assert not builder.supports_system
+    for (lo, hi), demo in zip(prompt.demo_spans, demos):
+        assert prompt.prefix[lo:hi] == f"{demo.text}</turn>\n<turn>model\n{demo.answer}"
+
+
+def test_system_role_probe_is_not_fooled_by_template_text():
+    """An [INST]-style template that drops the system message still renders the letter 'S'."""
+    template = ("{% for m in messages %}{% if m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]"
+                "{% elif m['role'] == 'assistant' %} {{ m['content'] }}{% endif %}{% endfor %}")
+    builder = PromptBuilder(byte_tokenizer(template), "Be brief.", "single")
+    assert not builder.supports_system
+    assert "Be brief." in builder.build([DEMOS[0]], QUERIES[:1]).prefix
+
+
+@pytest.mark.parametrize("template_name,lead", [("chatml", ""), ("plain", " "), ("headers_trimmed", "")])
+def test_answer_lead_is_what_the_template_writes_before_an_answer(template_name, lead):
+    builder = PromptBuilder(byte_tokenizer(TEMPLATES[template_name]), "Give the plural.", "single")
+    prompt = builder.build(DEMOS, QUERIES[:1])
+    assert prompt.answer_lead == lead
+    if template_name == "plain":  # a demonstration renders as "Output: cats": the lead joins answers alike
+        assert "Output:" + lead + DEMOS[0].answer in prompt.prefix

@@ -35,16 +35,30 @@ MULTI_INSTRUCTION = (
 )
 
 _SENTINEL = "\u27e6datawhisperer-query\u27e7"
+_SYSTEM_PROBE = "\u27e6datawhisperer-system\u27e7"
+_ANSWER_PROBE = "\u27e6datawhisperer-answer\u27e7"
+# Marks around each demonstration in a probe render: the template itself says where each one lands.
+_MARK = re.compile("\u27e6(/?)datawhisperer-demo-(\\d+)\u27e7")
+
+
+def _open_mark(d: int) -> str:
+    return f"\u27e6datawhisperer-demo-{d}\u27e7"
+
+
+def _close_mark(d: int) -> str:
+    return f"\u27e6/datawhisperer-demo-{d}\u27e7"
 
 
 @dataclass(frozen=True)
 class EpisodePrompt:
     """Text of one episode: a shared prefix, the character span of each demonstration in it,
-    and the suffixes (one per sequence) that follow the prefix."""
+    and the suffixes (one per sequence) that follow the prefix. `answer_lead` is what the template
+    writes between the end of a suffix (the generation prompt) and an answer (" " for the plain template)."""
 
     prefix: str
     demo_spans: tuple[tuple[int, int], ...]
     suffixes: tuple[str, ...]
+    answer_lead: str = ""
 
 
 class PromptBuilder:
@@ -57,6 +71,7 @@ class PromptBuilder:
         self.template = getattr(tokenizer, "chat_template", None) or PLAIN_TEMPLATE
         self.uses_plain_template = self.template == PLAIN_TEMPLATE
         self.supports_system = self._supports_system()
+        self.answer_lead = self._answer_lead()
 
     @property
     def stop(self) -> tuple[str, ...]:
@@ -67,17 +82,35 @@ class PromptBuilder:
             messages, chat_template=self.template, tokenize=False, add_generation_prompt=generation_prompt)
 
     def _supports_system(self) -> bool:
-        probe = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
+        probe = [{"role": "system", "content": _SYSTEM_PROBE}, {"role": "user", "content": "U"}]
         try:
-            return "S" in self._apply(probe, True)
+            return _SYSTEM_PROBE in self._apply(probe, True)
         except Exception:  # templates signal "no system role" by raising
             return False
 
-    def _messages(self, instruction: str, demos: list[Example], last_user: list[tuple[str, str]]) -> list[dict]:
+    def _answer_lead(self) -> str:
+        """The text a template puts between the generation prompt and an assistant answer."""
+        user = [{"role": "user", "content": "U"}]
+        try:
+            prompt = self._apply(user, True)
+            full = self._apply([*user, {"role": "assistant", "content": _ANSWER_PROBE}], False)
+        except Exception:  # a template that cannot render a lone exchange: no lead
+            return ""
+        if not full.startswith(prompt) or _ANSWER_PROBE not in full:
+            return ""
+        return full[len(prompt): full.index(_ANSWER_PROBE)]
+
+    def _messages(self, instruction: str, demos: list[Example], last_user: list[tuple[str, str]],
+                  marked: bool = False) -> list[dict]:
         turns: list[tuple[str, str]] = []
-        for demo in demos:
-            turns.extend(demo.turns)
-            turns.append(("assistant", demo.answer))
+        for d, demo in enumerate(demos):
+            # stripped, so that a template that trims content renders exactly what the marks enclose
+            demo_turns = [[role, content.strip()] for role, content in demo.turns]
+            demo_turns.append(["assistant", demo.answer.strip()])
+            if marked:
+                demo_turns[0][1] = _open_mark(d) + demo_turns[0][1]
+                demo_turns[-1][1] += _close_mark(d)
+            turns.extend((role, content) for role, content in demo_turns)
         turns.extend(last_user)
         messages = [{"role": role, "content": content} for role, content in turns]
         if not instruction:
@@ -93,20 +126,26 @@ class PromptBuilder:
         return self.instruction
 
     def build(self, demos: list[Example], queries: list[Example]) -> EpisodePrompt:
-        """Render one episode. Demonstration spans cover each demo's input through its answer."""
+        """Render one episode. Demonstration spans cover each demo's input through its answer; they come
+        from a render in which the template itself placed marks around each demonstration."""
         instruction = self._instruction_for(len(queries))
         if self.mode == "multi":
             block = "\n\n".join(f"[{k}] {q.text}" for k, q in enumerate(queries, start=1))
             query_turns = [[("user", block)]]
         else:
             query_turns = [list(q.turns) for q in queries]
-        probe = self._apply(self._messages(instruction, demos, [("user", _SENTINEL)]), True)
+        probe_turns = [("user", _SENTINEL)]
+        probe = self._apply(self._messages(instruction, demos, probe_turns), True)
+        unmarked, spans = _unmark(self._apply(self._messages(instruction, demos, probe_turns, marked=True), True),
+                                  len(demos))
+        if unmarked != probe:
+            raise UserError("the chat template changes the text of a demonstration depending on its content; "
+                            "cannot tell where each demonstration lies in the prompt")
         fulls = [self._apply(self._messages(instruction, demos, turns), True) for turns in query_turns]
-        prefix = os.path.commonprefix([probe, *fulls])
-        sentinel_at = probe.index(_SENTINEL)
-        prefix = prefix[:sentinel_at]
-        spans = _locate_demos(prefix, demos)
-        return EpisodePrompt(prefix, spans, tuple(full[len(prefix):] for full in fulls))
+        prefix = os.path.commonprefix([probe, *fulls])[: probe.index(_SENTINEL)]
+        if any(hi > len(prefix) for _, hi in spans):
+            raise UserError("the chat template renders the query before a demonstration's end")
+        return EpisodePrompt(prefix, spans, tuple(full[len(prefix):] for full in fulls), self.answer_lead)
 
     def build_zero_shot(self, example: Example) -> str:
         """The prompt for one example with no demonstrations (fine-tuning and evaluation)."""
@@ -122,25 +161,21 @@ class PromptBuilder:
         return prompt, full[len(prompt):].rstrip("\n") if self.uses_plain_template else full[len(prompt):]
 
 
-def _locate_demos(prefix: str, demos: list[Example]) -> tuple[tuple[int, int], ...]:
-    spans, cursor = [], 0
-    for d, demo in enumerate(demos):
-        start = None
-        for _, content in demo.turns:
-            at = _find(prefix, content, cursor, d)
-            start = at if start is None else start
-            cursor = at + len(content.strip())
-        end = _find(prefix, demo.answer, cursor, d) + len(demo.answer.strip())
-        spans.append((start, end))
-        cursor = end
-    return tuple(spans)
-
-
-def _find(text: str, content: str, cursor: int, demo: int) -> int:
-    at = text.find(content.strip(), cursor)
-    if at < 0:
-        raise UserError(f"the chat template changed the text of demonstration {demo}; cannot locate it in the prompt")
-    return at
+def _unmark(text: str, n_demos: int) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """Remove the demonstration marks from a probe render; return the clean text and each demo's span in it."""
+    pieces, bounds, last, position = [], {}, 0, 0
+    for match in _MARK.finditer(text):
+        pieces.append(text[last: match.start()])
+        position += match.start() - last
+        bounds[(int(match.group(2)), bool(match.group(1)))] = position
+        last = match.end()
+    pieces.append(text[last:])
+    spans = []
+    for d in range(n_demos):
+        if (d, False) not in bounds or (d, True) not in bounds:
+            raise UserError(f"the chat template dropped demonstration {d}; cannot locate it in the prompt")
+        spans.append((bounds[(d, False)], bounds[(d, True)]))
+    return "".join(pieces), tuple(spans)
 
 
 _NUMBERED = re.compile(r"^[ \t>*#-]*(?:\[(\d+)\]|\(?(\d+)[.):]|answer\s*(\d+)\s*[:.-])[ \t]*", re.IGNORECASE | re.MULTILINE)
