@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import plural_records, write_jsonl
+from conftest import assert_same_run, assert_varied, labelled_records, read_episodes, read_scores, write_jsonl
 
 from datawhisperer.checkpoint import DirectoryLock, EpisodeLog
 from datawhisperer.cli import main
@@ -24,13 +24,15 @@ def lines(path: Path) -> int:
 
 @pytest.fixture
 def pool(tmp_path):
-    return write_jsonl(tmp_path / "pool.jsonl", plural_records(40))  # 14 planned episodes
+    return write_jsonl(tmp_path / "pool.jsonl", labelled_records(40))  # 14 planned episodes
 
 
 @pytest.fixture
 def reference(tmp_path, pool):
     out = tmp_path / "reference"
     assert main(["select", pool, "--out", str(out), *FAKE]) == 0
+    # the fake answers with a demonstration's label: some right, so resumed runs are compared on real numbers
+    assert_varied([r["score"] for r in read_scores(out)])
     return out
 
 
@@ -53,6 +55,7 @@ def test_kill_nine_then_resume_matches_uninterrupted_run(tmp_path, pool, referen
     assert (out / "scores.jsonl").read_bytes() == (reference / "scores.jsonl").read_bytes()
     keys = [(e["episode"], e["attempt"]) for e in map(json.loads, (out / "episodes.jsonl").read_text().splitlines())]
     assert len(keys) == len(set(keys)) == 14
+    assert_same_run(out, reference)  # every episode's answers, query scores, attention and weights
 
 
 def test_torn_last_line_is_dropped_and_redone(tmp_path, pool, reference):
@@ -71,6 +74,8 @@ def test_torn_last_line_is_dropped_and_redone(tmp_path, pool, reference):
     assert info["resumed_episode_seconds"] > 0
     assert (out / "scores.jsonl").read_bytes() == (reference / "scores.jsonl").read_bytes()
     assert len((out / "episodes.jsonl").read_text().splitlines()) == 14
+    assert_same_run(out, reference)
+    assert read_episodes(out) == read_episodes(reference)  # the replayed batch too, to the last bit
 
 
 def test_episode_log_reader_ignores_a_torn_tail(tmp_path):
@@ -97,7 +102,7 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys, pool, reference
 
 
 def test_resume_with_other_data_is_refused(tmp_path, capsys, pool, reference):
-    other = write_jsonl(tmp_path / "pool.jsonl", plural_records(41))
+    other = write_jsonl(tmp_path / "pool.jsonl", labelled_records(41))
     assert main(["select", other, "--out", str(reference), *FAKE, "--resume"]) == 2
     assert "data:" in capsys.readouterr().err
 

@@ -7,16 +7,19 @@ import sys
 import time
 
 import datawhisperer
-from datawhisperer.backends.fake import FakeBackend, echo_answer
+from datawhisperer.backends.fake import FakeBackend
 
 
-def slow_echo(suffix: str) -> str:
-    time.sleep(float(sys.argv[3]))
-    return echo_answer(suffix)
+class SlowFakeBackend(FakeBackend):
+    """The default fake's answers and attention (so the run equals a CLI run), one episode at a time, slowly."""
+
+    def run_episode(self, prompt, layer, max_new_tokens, stop=()):
+        time.sleep(float(sys.argv[3]))
+        return super().run_episode(prompt, layer, max_new_tokens, stop)
 
 
 if __name__ == "__main__":
     options = dict(arg.split("=", 1) for arg in sys.argv[4:])
-    datawhisperer.select(sys.argv[1], out=sys.argv[2], backend_instance=FakeBackend(answer_fn=slow_echo),
+    datawhisperer.select(sys.argv[1], out=sys.argv[2], backend_instance=SlowFakeBackend(),
                          backend="fake", task="classification", n_demos=3, n_queries=2, quiet=True, resume=True,
                          **{k: int(v) for k, v in options.items()})
