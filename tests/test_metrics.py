@@ -20,6 +20,18 @@ def test_numeric_match_and_unparseable():
     assert metric("I don't know", "#### 72") is None  # unparseable, never silently 0
 
 
+def test_math_answer_without_final_marker_is_unparseable():
+    metric = METRICS.get("numeric_match")
+    # reasoning cut before its '#### <number>' line: its last number is a step, not an answer
+    assert metric("48 + 24 = 72, so half of that is", "#### 36") is None
+    assert metric("48 + 24 = 72\n#### 36", "#### 36") == 1.0
+    assert metric("72", "72") == 1.0  # a reference without '####' asks for no marker
+    assert final_number("first 3 then 12", require_marker=True) is None
+    lenient = METRICS.get("last_number_match")
+    assert lenient("48 + 24 = 72, so half of that is", "#### 36") == 0.0
+    assert lenient("so it is 36", "#### 36") == 1.0
+
+
 def test_rouge_l_matches_rouge_score_library():
     from rouge_score import rouge_scorer
 

@@ -20,8 +20,11 @@ _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _FINAL_MARKER = "####"
 
 
-def final_number(text: str) -> float | None:
-    """The number after the last '####', else the last number in the text (GSM8K convention)."""
+def final_number(text: str, require_marker: bool = False) -> float | None:
+    """The first number after the last '####' (GSM8K convention); without a marker, the last number in
+    the text, or None when `require_marker`."""
+    if _FINAL_MARKER not in text and require_marker:
+        return None
     tail = text.rsplit(_FINAL_MARKER, 1)[1] if _FINAL_MARKER in text else text
     candidates = _NUMBER.findall(tail)
     if not candidates:
@@ -35,16 +38,31 @@ def final_number(text: str) -> float | None:
         return None
 
 
-@METRICS.register("numeric_match")
-def numeric_match(prediction: str, reference: str) -> float | None:
-    """1.0 when the final numbers agree (to 1e-6 relative), None when the prediction holds no number."""
-    predicted = final_number(prediction)
+def _numbers_agree(predicted: float | None, reference: str) -> float | None:
     if predicted is None:
         return None
     gold = final_number(reference)
     if gold is None:
         return 0.0
     return float(abs(predicted - gold) <= 1e-6 * max(1.0, abs(gold)))
+
+
+@METRICS.register("numeric_match")
+def numeric_match(prediction: str, reference: str) -> float | None:
+    """1.0 when the final numbers agree (to 1e-6 relative); None when the prediction gives no final answer.
+
+    When the reference marks its answer with '####' (GSM8K; the math task's instruction asks for
+    '#### <number>'), a prediction must too: without the marker its last number may be any step of
+    unfinished reasoning, so it is unparseable, not scored. References without the marker take the
+    prediction's last number. `last_number_match` always accepts the last number."""
+    return _numbers_agree(final_number(prediction, require_marker=_FINAL_MARKER in reference), reference)
+
+
+@METRICS.register("last_number_match")
+def last_number_match(prediction: str, reference: str) -> float | None:
+    """numeric_match that falls back to the prediction's last number when it has no '####'
+    (lm-evaluation-harness's "flexible extract"); None when it holds no number at all."""
+    return _numbers_agree(final_number(prediction), reference)
 
 
 def normalize_text(text: str) -> str:

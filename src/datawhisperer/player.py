@@ -13,14 +13,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
+from .answers import parse_numbered_answers
 from .checkpoint import EpisodeLog
 from .episodes import Episode
-from .prompts import PromptBuilder, parse_numbered_answers
+from .prompts import PromptBuilder
 from .scoring import EpisodeOutcome, normalise
 from .tasks import Example
 
 if TYPE_CHECKING:
     from .runner import Prepared
+
+
+MARKER_TOKENS = 8  # "\n\n[12] " in any tokenizer, with room to spare
 
 
 class EpisodePlayer:
@@ -35,12 +39,20 @@ class EpisodePlayer:
         self.stop = tuple(prepared.task.stop) + self.builder.stop
         self.layer = backend.layer
         self.played = 0
+        self.answer_budget = self._answer_budget(prepared.max_new_tokens, prepared.plan.n_queries)
+
+    def _answer_budget(self, max_new_tokens: int, n_queries: int) -> int:
+        """New tokens one generation may take: in multi mode one sequence holds every numbered answer,
+        so it gets each answer's budget plus room for its "[k]" marker and line breaks."""
+        if self.prepared.config.query_mode == "multi":
+            return n_queries * (max_new_tokens + MARKER_TOKENS)
+        return max_new_tokens
 
     def _fit(self, demo_ids: list[int], queries: list[Example]):
         """Render the episode, dropping the longest demonstrations until it fits the context."""
         examples = self.prepared.examples
         shown, dropped = list(demo_ids), []
-        extra = self.prepared.max_new_tokens
+        extra = self.answer_budget
         if self.prepared.config.scoring == "likelihood":
             extra = min(extra, max(self.backend.count_tokens(q.answer) for q in queries) + 1)
         while shown:
@@ -80,7 +92,7 @@ class EpisodePlayer:
                 results = self.backend.score_answers_batch(prompts, [[q.answer for q in qs] for qs in queries],
                                                            self.layer, self.prepared.max_new_tokens)
             else:
-                results = self.backend.run_episodes(prompts, self.layer, self.prepared.max_new_tokens, self.stop)
+                results = self.backend.run_episodes(prompts, self.layer, self.answer_budget, self.stop)
             for outcome, result, episode_queries in zip(playable, results, queries):
                 self._record(outcome, result, episode_queries)
         seconds = (time.perf_counter() - start) / len(episodes)
@@ -99,7 +111,10 @@ class EpisodePlayer:
             if config.query_mode == "multi":
                 outcome.answers = list(result.texts)
                 answers = parse_numbered_answers(result.texts[0], len(queries))
-            if answers is None:
+            if any(result.truncated or ()):  # a cut answer is not the model's answer: unparseable, not 0
+                outcome.answers = list(result.texts)
+                outcome.failed, outcome.reason = True, "an answer hit the token limit"
+            elif answers is None:
                 outcome.failed, outcome.reason = True, "numbered answers could not be parsed"
             else:
                 outcome.answers = list(answers)
