@@ -26,6 +26,21 @@ def answer_losses(model, tokenizer, builder, examples, batch_size: int, max_leng
     return [-total / max(n, 1) for total, n in sums]
 
 
+def end_token_ids(model, tokenizer) -> list[int]:
+    """Every token that ends an answer: the generation config, the model config and the tokenizer may each
+    declare one or a list (Llama-3 chat models end turns with <|eot_id|>, not the tokenizer's eos)."""
+    declared = [getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+                getattr(model.config, "eos_token_id", None),
+                getattr(getattr(model.config, "text_config", None), "eos_token_id", None),
+                tokenizer.eos_token_id]
+    ids: list[int] = []
+    for value in declared:
+        for token in value if isinstance(value, (list, tuple)) else [value]:
+            if token is not None and int(token) not in ids:
+                ids.append(int(token))
+    return ids
+
+
 @torch.inference_mode()
 def generate_answers(model, tokenizer, builder, examples, max_new_tokens: int, batch_size: int, device,
                      progress: bool = True) -> list[str]:
@@ -35,7 +50,8 @@ def generate_answers(model, tokenizer, builder, examples, max_new_tokens: int, b
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     answers = [""] * len(encoded)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    eos = tokenizer.eos_token_id
+    eos = end_token_ids(model, tokenizer)
+    ends = set(eos)
     bar = tqdm(total=len(encoded), disable=not progress, desc="generating", unit="example", dynamic_ncols=True)
     for begin in range(0, len(order), batch_size):
         rows = order[begin: begin + batch_size]
@@ -46,9 +62,12 @@ def generate_answers(model, tokenizer, builder, examples, max_new_tokens: int, b
             ids[r, width - len(encoded[i]):] = torch.tensor(encoded[i])
             mask[r, width - len(encoded[i]):] = 1
         out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                             max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=eos)
+                             max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=eos or None)
         for r, i in enumerate(rows):
-            answers[i] = tokenizer.decode(out[r, width:], skip_special_tokens=True).strip()
+            tokens = out[r, width:].tolist()
+            # an end token need not be a special token, so cut at it rather than rely on skipping specials
+            stop = next((t for t, token in enumerate(tokens) if token in ends), len(tokens))
+            answers[i] = tokenizer.decode(tokens[:stop], skip_special_tokens=True).strip()
         bar.update(len(rows))
     bar.close()
     return answers
