@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..harness.common import encode_completion
+
 
 def grand_scores(context) -> np.ndarray:
     backend, builder = context.backend, context.builder
@@ -18,10 +20,9 @@ def grand_scores(context) -> np.ndarray:
     try:
         for i, example in enumerate(tqdm(context.examples, desc="grand", unit="example", dynamic_ncols=True,
                                          disable=context.options.get("quiet", False))):
-            prompt, completion = builder.render_completion(example)
-            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            ids = tokenizer(prompt + completion, add_special_tokens=False)["input_ids"][-backend.max_length:]
-            start = max(1, min(len(prompt_ids), len(ids) - 1))
+            # the sequence fine-tuning trains on: an over-long prompt loses its start, the answer start stays aligned
+            ids, start = encode_completion(tokenizer, builder, example, backend.max_length)
+            start = max(1, min(start, len(ids) - 1))  # at least one answer token carries the loss
             input_ids = torch.tensor([ids], device=backend.device)
             labels = input_ids.clone()
             labels[:, :start] = -100
