@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from datawhisperer.testing import CHATML, byte_tokenizer, tiny_model  # noqa: F401  (tests import them from here)
+from datawhisperer.testing import CHATML, byte_tokenizer, teach_labels, tiny_model  # noqa: F401  (tests import them)
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +17,18 @@ def tiny_model_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-llama")
     tokenizer = byte_tokenizer()
     tiny_model("llama", tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def taught_model_dir(tmp_path_factory):
+    """The tiny Llama taught the labels of labelled_records (a few seconds on CPU): its greedy answers are
+    labels that end their turn, right about half the time, so generation tests compare real scores."""
+    path = tmp_path_factory.mktemp("taught-llama")
+    tokenizer = byte_tokenizer()
+    model = teach_labels(tiny_model("llama", tokenizer), tokenizer, labelled_records(24), "Answer with the label only.")
+    model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 

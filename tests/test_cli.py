@@ -5,7 +5,7 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import plural_records, write_jsonl
+from conftest import assert_varied, labelled_records, plural_records, read_episodes, write_jsonl
 
 from datawhisperer.cli import main
 
@@ -17,12 +17,13 @@ def run_cli(*args):
 
 
 def test_select_writes_every_output(tmp_path):
-    pool = write_jsonl(tmp_path / "pool.jsonl", plural_records(24))
+    pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(24))
     out = tmp_path / "out"
     assert run_cli("select", pool, "--out", out, "--budget", "0.1", "--budget", "0.25", *FAKE) == 0
     rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
     assert [r["index"] for r in rows] == list(range(24))
     assert all(r["appearances"] >= 1 and isinstance(r["score"], float) for r in rows)
+    assert_varied([r["score"] for r in rows])  # else "best first" below holds for any order
     lines = (tmp_path / "pool.jsonl").read_text().splitlines()
     best = sorted(rows, key=lambda r: (-r["score"], r["index"]))
     selected = (out / "selected-0.1.jsonl").read_text().splitlines()
@@ -35,6 +36,15 @@ def test_select_writes_every_output(tmp_path):
     assert info["episodes"] == 8 and info["failed_episodes"] == 0
     episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
     assert len(episodes) == 8 and all(len(e["weights"]) == 3 and len(e["query_scores"]) == 2 for e in episodes)
+    # scores.jsonl is the credit of episodes.jsonl: sum over episodes of weight x summed query scores,
+    # over the query scorings received; the weights are the attention normalised
+    credit, scorings = [0.0] * 24, [0] * 24
+    for e in read_episodes(out):
+        assert e["weights"] == pytest.approx([a / sum(e["attention"]) for a in e["attention"]], rel=1e-12)
+        for demo, weight in zip(e["demos"], e["weights"]):
+            credit[demo] += weight * sum(e["query_scores"])
+            scorings[demo] += len(e["query_scores"])
+    assert [r["score"] for r in rows] == pytest.approx([c / n for c, n in zip(credit, scorings)], rel=1e-9)
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "parquet", "hf"])
@@ -167,10 +177,11 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
 def test_python_api_mirrors_the_cli(tmp_path):
     import datawhisperer
 
-    records = plural_records(16)
+    records = labelled_records(16)
     selection = datawhisperer.select(records, backend="fake", task="classification", n_demos=3, n_queries=2,
                                      quiet=True, budget=[0.25])
     assert len(selection.scores) == 16 and (selection.appearances >= 1).all()
+    assert_varied(selection.scores.tolist())  # so the first of the subset is the best for a reason
     subset = selection.subset(0.25)
     assert len(subset) == 4 and subset[0] == records[int(selection.ranking()[0])]
 

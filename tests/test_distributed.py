@@ -9,29 +9,28 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import plural_records, write_jsonl
+from conftest import assert_same_run, labelled_records, read_episodes, write_jsonl
 
 from datawhisperer.cli import main
 
 FAKE = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--quiet"]
-TINY = ["--task", "classification", "--n-demos", "3", "--n-queries", "2", "--max-new-tokens", "4",
-        "--metric", "exact_match", "--quiet"]
+# the taught tiny model answers with a label and ends its turn within 12 tokens (see taught_model_dir)
+TINY = ["--task", "classification", "--n-demos", "3", "--n-queries", "2", "--max-new-tokens", "12", "--quiet"]
 
 
-def scores(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+def tiny(scoring: str) -> list[str]:
+    return [*TINY, "--scoring", scoring]
 
 
-def episodes_without_timing(out: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
-    for row in rows:
-        row.pop("seconds")
-    return rows
+def answered(out: Path) -> float:
+    """The share of episodes that ended with scores (not failed): most must, or little is compared."""
+    episodes = read_episodes(out)
+    return sum(not e["failed"] for e in episodes) / len(episodes)
 
 
 @pytest.fixture
 def pool(tmp_path):
-    return write_jsonl(tmp_path / "pool.jsonl", plural_records(40))
+    return write_jsonl(tmp_path / "pool.jsonl", labelled_records(40))  # four labels: fake answers are often right
 
 
 def run_shards(tmp_path, pool, count, extra=()):
@@ -54,7 +53,8 @@ def test_shards_merged_equal_one_run(tmp_path, pool, count):
                  "--quiet"]) == 0
     assert (merged / "scores.jsonl").read_bytes() == (one / "scores.jsonl").read_bytes()
     assert (merged / "selected-0.2.jsonl").read_bytes() == (one / "selected-0.2.jsonl").read_bytes()
-    assert episodes_without_timing(merged) == episodes_without_timing(one)
+    assert read_episodes(merged) == read_episodes(one)
+    assert_same_run(merged, one)  # asserts first that the scores compared are varied, not all 0
     info = json.loads((merged / "run.json").read_text())
     assert info["episodes"] == 14 and len(info["shards"]) == count
 
@@ -100,68 +100,72 @@ def test_a_killed_shard_is_resumed_alone(tmp_path, pool):
     assert main(["select", pool, "--out", str(one), *FAKE]) == 0
     assert main(["merge", s0, s1, "--out", str(tmp_path / "m"), "--quiet"]) == 0
     assert (tmp_path / "m" / "scores.jsonl").read_bytes() == (one / "scores.jsonl").read_bytes()
+    assert_same_run(tmp_path / "m", one)
 
 
-def launch(launcher: list[str], pool: str, out: Path, model_dir: Path) -> subprocess.CompletedProcess:
+def launch(launcher: list[str], pool: str, out: Path, model_dir: Path, scoring: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([*launcher, "-m", "datawhisperer", "select", pool, "--out", str(out),
-                           "--model", str(model_dir), *TINY], capture_output=True, text=True, env=env, timeout=300)
+                           "--model", str(model_dir), *tiny(scoring)], capture_output=True, text=True, env=env,
+                          timeout=300)
 
 
-@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
-def test_two_ranks_over_gloo_equal_one_process(tmp_path, pool, tiny_model_dir, launcher):
+@pytest.mark.parametrize("launcher,scoring,port", [("torchrun", "generate", 29517), ("torchrun", "likelihood", 29519),
+                                                   ("accelerate", "generate", 29518)])
+def test_two_ranks_over_gloo_equal_one_process(tmp_path, pool, taught_model_dir, launcher, scoring, port):
+    """Scores, and every episode's answers, query scores, attention and weights, to 1e-6 relative."""
     bin_dir = Path(sys.executable).parent
     if launcher == "torchrun":
-        command = [str(bin_dir / "torchrun"), "--nproc-per-node", "2", "--master-port", "29517"]
+        command = [str(bin_dir / "torchrun"), "--nproc-per-node", "2", "--master-port", str(port)]
     else:
         # --multi_gpu only selects the torchrun-style launcher; without CUDA the ranks use gloo
         if shutil.which("accelerate", path=str(bin_dir)) is None:
             pytest.skip("accelerate is not installed")
         command = [str(bin_dir / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29518"]
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port)]
     ranks = tmp_path / "ranks"
-    proc = launch(command, pool, ranks, tiny_model_dir)
+    proc = launch(command, pool, ranks, taught_model_dir, scoring)
     assert proc.returncode == 0, proc.stderr[-2000:]
     single = tmp_path / "single"
     env_threads = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"
     try:
-        assert main(["select", pool, "--out", str(single), "--model", str(tiny_model_dir), *TINY]) == 0
+        assert main(["select", pool, "--out", str(single), "--model", str(taught_model_dir), *tiny(scoring)]) == 0
     finally:
         if env_threads is None:
             os.environ.pop("OMP_NUM_THREADS")
         else:
             os.environ["OMP_NUM_THREADS"] = env_threads
-    for a, b in zip(scores(ranks), scores(single)):
-        assert a["index"] == b["index"] and a["appearances"] == b["appearances"]
-        assert a["score"] == pytest.approx(b["score"], abs=1e-6)
+    assert answered(single) >= 0.75
+    assert_same_run(ranks, single)
     info = json.loads((ranks / "run.json").read_text())
     assert info["world_size"] == 2 and info["episodes"] == 14
     assert sorted(p.name for p in ranks.glob("episodes*")) == ["episodes.jsonl"]  # rank logs merged
     assert len((ranks / "episodes.jsonl").read_text().splitlines()) == 14
 
 
-def test_episode_batches_change_nothing_but_speed(tmp_path, pool, tiny_model_dir):
-    """Several episodes per batch give the scores of one at a time; shards split whole batches."""
+@pytest.mark.parametrize("scoring", ["generate", "likelihood"])
+def test_episode_batches_change_nothing_but_speed(tmp_path, pool, taught_model_dir, scoring):
+    """Several episodes per batch give the answers, scores and weights of one at a time; shards split whole
+    batches."""
     outs = {}
     for group in (1, 4):
         out = tmp_path / f"g{group}"
-        assert main(["select", pool, "--out", str(out), "--model", str(tiny_model_dir), *TINY,
+        assert main(["select", pool, "--out", str(out), "--model", str(taught_model_dir), *tiny(scoring),
                      "--episode-batch", str(group)]) == 0
         outs[group] = out
-    for a, b in zip(scores(outs[1]), scores(outs[4])):
-        assert a["appearances"] == b["appearances"] and a["score"] == pytest.approx(b["score"], abs=1e-6)
-    answers = lambda out: [e["answers"] for e in episodes_without_timing(out)]  # noqa: E731
-    assert answers(outs[1]) == answers(outs[4])
+    assert answered(outs[1]) >= 0.75
+    assert_same_run(outs[1], outs[4])
     shards = []
     for index in range(2):
         shard = tmp_path / f"shard{index}"
-        assert main(["select", pool, "--out", str(shard), "--model", str(tiny_model_dir), *TINY,
+        assert main(["select", pool, "--out", str(shard), "--model", str(taught_model_dir), *tiny(scoring),
                      "--episode-batch", "4", "--shard", f"{index}/2"]) == 0
         shards.append(str(shard))
     merged = tmp_path / "merged"
     assert main(["merge", *shards, "--out", str(merged), "--quiet"]) == 0
     assert (merged / "scores.jsonl").read_bytes() == (outs[4] / "scores.jsonl").read_bytes()
+    assert_same_run(merged, outs[4])
     # a batch cut short by a kill is replayed whole on resume, and only its missing outcomes are added
     log = outs[4] / "episodes.jsonl"
     lines = log.read_text().splitlines(keepends=True)
@@ -169,7 +173,8 @@ def test_episode_batches_change_nothing_but_speed(tmp_path, pool, tiny_model_dir
     run = outs[4] / "run.json"
     run.write_text(run.read_text().replace('"finished"', '"running"'))
     reference = (merged / "scores.jsonl").read_bytes()
-    assert main(["select", pool, "--out", str(outs[4]), "--model", str(tiny_model_dir), *TINY,
+    assert main(["select", pool, "--out", str(outs[4]), "--model", str(taught_model_dir), *tiny(scoring),
                  "--episode-batch", "4", "--resume"]) == 0
     assert (outs[4] / "scores.jsonl").read_bytes() == reference
+    assert_same_run(outs[4], merged)
     assert json.loads(run.read_text())["played_episodes"] == 14 - 4  # the batch of episodes 4-7 is replayed whole
