@@ -7,6 +7,7 @@ and `datawhisperer.select(...)` takes the same names as keyword arguments.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields
 
 from .errors import UserError
@@ -96,7 +97,13 @@ class SelectConfig:
                             "use it with --query-mode single")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """What run.json records. File paths are made absolute, so that the run's files can be found again
+        from another directory (`report` shows the pool's records)."""
+        values = asdict(self)
+        for name in ("data", "val"):
+            if values[name]:
+                values[name] = os.path.abspath(values[name])
+        return values
 
 
 def default_episode_batch(scoring: str, device: str) -> int:

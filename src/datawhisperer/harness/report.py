@@ -6,10 +6,12 @@ import base64
 import html
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import content_hash
 from ..data import atomic_write_text, load_table
 from ..errors import UserError
 from .configs import ReportConfig
@@ -25,7 +27,10 @@ def _png(fig) -> str:
 
 
 def _plt():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # an extra: a plain `pip install .` selects but does not chart
+        raise UserError("the report draws charts with matplotlib: pip install matplotlib") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -42,8 +47,13 @@ def _page(title: str, body: str) -> str:
             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
 
 
+def _inline(text: str) -> str:
+    """Markdown inline text as HTML: escaped, with `code` spans as <code> (the tables module writes both)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    head = "".join(f"<th>{_inline(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -87,8 +97,9 @@ def selection_report(run_dir: Path, n_examples: int) -> str:
             fig.tight_layout()
             parts.append("<h2>Attention weight by demonstration position</h2><p>"
                          + ", ".join(f"{m:.3f}" for m in means) + "</p>" + _png(fig))
-    data = config.get("data")
-    records = load_table(data).records if data and Path(data).exists() else None
+    records, why_not = _pool_records(info, run_dir)
+    if records is None:
+        parts.append(f"<p>Records are not shown: {html.escape(why_not)}.</p>")
     ranked = sorted((s for s in scores if s["score"] is not None), key=lambda s: -s["score"])
     for title, chosen in (("Top examples", ranked[:n_examples]), ("Bottom examples", ranked[-n_examples:][::-1])):
         rows = [[str(s["index"]), f"{s['score']:.5f}", str(s["appearances"]),
@@ -96,6 +107,27 @@ def selection_report(run_dir: Path, n_examples: int) -> str:
                  if records else ""] for s in chosen]
         parts.append(f"<h2>{title}</h2>" + _table(["index", "score", "appearances", "record"], rows))
     return _page(f"datawhisperer selection: {run_dir}", "".join(parts))
+
+
+def _pool_records(info: dict, run_dir: Path) -> tuple[list[dict] | None, str]:
+    """The run's pool, or why it cannot be shown. `select` records the pool's absolute path; a relative one
+    (older runs) is looked for from here and from the run directory upwards, and any file found must be
+    the one the run scored (its fingerprint), so that no other file's records are shown by mistake."""
+    data = (info.get("config") or {}).get("data")
+    if not data:
+        return None, "the pool was given as records in memory"
+    expected = (info.get("fingerprint") or {}).get("data")
+    path = Path(data)
+    candidates = [path]
+    if expected and not path.is_absolute():
+        candidates += [d / path for d in [run_dir, *run_dir.resolve().parents]]
+    found = [c for c in candidates if c.exists()]
+    if not found:
+        return None, f"the pool {data} is not found from here"
+    match = next((c for c in found if expected is None or content_hash(c) == expected), None)
+    if match is None:
+        return None, f"{found[0]} is not the pool this run scored (it changed since)"
+    return load_table(match).records, ""
 
 
 def bench_report(bench_dir: Path) -> str:
@@ -119,9 +151,9 @@ def _markdown_blocks(text: str) -> str:
             continue  # the page has its own title
         if lines[0].startswith("|"):
             rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
-            parts.append(_table(rows[0], [[html.escape(c) for c in row] for row in rows[2:]]))
+            parts.append(_table(rows[0], [[_inline(c) for c in row] for row in rows[2:]]))
         else:
-            parts.append(f"<p>{html.escape(' '.join(lines))}</p>")
+            parts.append(f"<p>{_inline(' '.join(lines))}</p>")
     return "".join(parts)
 
 
