@@ -6,6 +6,7 @@ import torch
 from conftest import byte_tokenizer, tiny_model
 
 from datawhisperer.backends.hf import HFBackend
+from datawhisperer.backends.tokens import encode_episode
 from datawhisperer.prompts import PromptBuilder
 from datawhisperer.tasks import Example
 
@@ -36,10 +37,10 @@ def test_captured_weights_equal_eager_output_attentions(arch, layer):
     backend = HFBackend(preloaded=(tiny_model(arch, tokenizer), tokenizer), layer=layer, device="cpu")
     prompt = PromptBuilder(tokenizer, "Pluralise.", "single").build(DEMOS, QUERIES)
     result = backend.run_episode(prompt, layer, max_new_tokens=2)
-    prefix_ids, spans = backend._encode_prefix(prompt)
+    encoded = encode_episode(tokenizer, prompt)
+    prefix_ids, spans = encoded.prefix, encoded.demo_spans
     assert [hi - lo for lo, hi in spans] == result.demo_tokens
-    for row, suffix in enumerate(prompt.suffixes):  # suffixes differ in length: padding is exercised
-        suffix_ids = tokenizer(suffix, add_special_tokens=False)["input_ids"]
+    for row, suffix_ids in enumerate(encoded.suffixes):  # suffixes differ in length: padding is exercised
         expected = eager_mass(backend.model, prefix_ids, suffix_ids, spans, layer)
         np.testing.assert_allclose(result.demo_mass[row], expected, rtol=1e-4, atol=1e-4)
         lengths = np.array(result.demo_tokens)

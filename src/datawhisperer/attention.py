@@ -10,15 +10,24 @@ model-specific code: any model whose attention modules go through the interface 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 from transformers import AttentionInterface, AttentionMaskInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import sdpa_mask
+from transformers.masking_utils import eager_mask, sdpa_mask
 
+# Two kernels under our capture: SDPA, and for architectures that SDPA cannot serve (Gemma-2's logit
+# soft-capping) the model's own eager attention. transformers checks SDPA support by the name.
 ATTN_IMPLEMENTATION = "datawhisperer_sdpa"
+ATTN_EAGER = "datawhisperer_eager"
+
+
+def implementation_for(model) -> str:
+    """Our SDPA-based implementation where the architecture supports SDPA, else the eager-based one."""
+    return ATTN_IMPLEMENTATION if getattr(model, "_supports_sdpa", False) else ATTN_EAGER
 _CHUNK_ELEMENTS = 1 << 24  # logits per chunk (64 MiB in float32)
 
 
@@ -83,13 +92,40 @@ def capture(request: CaptureRequest) -> Iterator[CaptureRequest]:
             "attention modules do not report a usable layer_idx")
 
 
-def _attention_with_capture(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+def _eager_kernel(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+    """The architecture's own eager attention (it knows the model's soft-capping and scaling); bool masks and
+    is_causal become the additive masks eager attention expects."""
+    eager = getattr(sys.modules[type(module).__module__], "eager_attention_forward", None)
+    if eager is None:
+        from .errors import UserError
+
+        raise UserError(f"{type(module).__name__} supports neither SDPA nor a standard eager attention function")
+    if attention_mask is None and is_causal:
+        q_len, kv_len = query.shape[2], key.shape[2]
+        positions = torch.arange(q_len, device=query.device).unsqueeze(1) + (kv_len - q_len)
+        attention_mask = torch.arange(kv_len, device=query.device).unsqueeze(0) <= positions
+    if attention_mask is not None and attention_mask.dtype == torch.bool:
+        blocked = torch.finfo(query.dtype).min
+        attention_mask = torch.zeros_like(attention_mask, dtype=query.dtype).masked_fill(~attention_mask, blocked)
+        attention_mask = attention_mask.expand(query.shape[0], 1, -1, -1) if attention_mask.dim() == 4 else \
+            attention_mask[None, None].expand(query.shape[0], 1, -1, -1)
+    return eager(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+
+
+def _capture_with(kernel):
+    def attention_with_capture(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+        return _attention_with_capture(kernel, module, query, key, value, attention_mask, dropout, scaling, **kwargs)
+
+    return attention_with_capture
+
+
+def _attention_with_capture(kernel, module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
     layout = _layout
     if layout is not None and query.shape[2] == key.shape[2] == layout.width:
-        output = (_blockwise_attention(module, query, key, value, layout, dropout, scaling, **kwargs), None)
+        output = (_blockwise_attention(kernel, module, query, key, value, layout, dropout, scaling, **kwargs), None)
     else:
-        output = sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                        **kwargs)
+        output = kernel(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)[:1] + \
+            (None,)
     request = _active
     if request is not None and getattr(module, "layer_idx", None) == request.layer:
         request.calls += 1
@@ -98,7 +134,7 @@ def _attention_with_capture(module, query, key, value, attention_mask, dropout=0
     return output
 
 
-def _blockwise_attention(module, query, key, value, layout: PackedLayout, dropout, scaling, **kwargs):
+def _blockwise_attention(kernel, module, query, key, value, layout: PackedLayout, dropout, scaling, **kwargs):
     """SDPA over the unmasked blocks of packed rows only: the prefix (causal) and each suffix against the prefix
     and itself. Padding positions are left at zero: nothing attends to them and their outputs are never read."""
     kwargs.pop("is_causal", None)
@@ -107,14 +143,14 @@ def _blockwise_attention(module, query, key, value, layout: PackedLayout, dropou
     for row in range(batch):
         p = layout.prefix_lengths[row]
         q, k, v = query[row: row + 1], key[row: row + 1], value[row: row + 1]
-        out[row: row + 1, :p] = sdpa_attention_forward(module, q[:, :, :p], k[:, :, :p], v[:, :, :p], None,
-                                                       dropout=dropout, scaling=scaling, is_causal=True, **kwargs)[0]
+        out[row: row + 1, :p] = kernel(module, q[:, :, :p], k[:, :, :p], v[:, :, :p], None,
+                                       dropout=dropout, scaling=scaling, is_causal=True, **kwargs)[0]
         for start, stop in layout.segments[row]:
             n = stop - start
             allowed = torch.ones(n, p + n, dtype=torch.bool, device=query.device).tril(diagonal=p)
             keys = torch.cat([k[:, :, :p], k[:, :, start:stop]], dim=2)
             values = torch.cat([v[:, :, :p], v[:, :, start:stop]], dim=2)
-            out[row: row + 1, start:stop] = sdpa_attention_forward(
+            out[row: row + 1, start:stop] = kernel(
                 module, q[:, :, start:stop], keys, values, allowed[None, None], dropout=dropout, scaling=scaling,
                 **kwargs)[0]
     return out
@@ -154,7 +190,8 @@ def demo_attention_mass(query: torch.Tensor, key: torch.Tensor, attention_mask: 
         if softcap:
             logits = torch.tanh(logits / softcap) * softcap
         logits = logits + _additive_mask(attention_mask, start, stop, q_len, kv_len, query.device)
-        probs = torch.softmax(logits, dim=-1)[..., :n_cols]
+        # a fully masked row (padding) is NaN after softmax; its row weight is 0, but 0 * NaN is NaN
+        probs = torch.softmax(logits, dim=-1).nan_to_num(0.0)[..., :n_cols]
         per_row = (probs @ cols).sum(dim=(1, 2))  # [b, c, n_demos]
         mass += torch.einsum("bcn,bcs->bsn", per_row, rows)
     return mass if segmented else mass[:, 0]
@@ -173,5 +210,7 @@ def _additive_mask(mask: torch.Tensor | None, start: int, stop: int, q_len: int,
     return rows.float().unsqueeze(2)
 
 
-AttentionInterface.register(ATTN_IMPLEMENTATION, _attention_with_capture)
+AttentionInterface.register(ATTN_IMPLEMENTATION, _capture_with(sdpa_attention_forward))
 AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sdpa_mask)
+AttentionInterface.register(ATTN_EAGER, _capture_with(_eager_kernel))
+AttentionMaskInterface.register(ATTN_EAGER, eager_mask)

@@ -1,13 +1,15 @@
 import torch
 from conftest import byte_tokenizer, tiny_model
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from datawhisperer import attention
-from datawhisperer.backends.packing import PackedEpisode, answer_scores, logits_only_at, pack
+from datawhisperer.backends.packing import answer_scores, logits_only_at, pack
+from datawhisperer.backends.tokens import EncodedEpisode
 
 EPISODES = [
-    PackedEpisode(prefix=[5, 6, 7, 8, 9], demo_spans=[(1, 3), (3, 5)], suffixes=[[20, 21, 22], [30, 31]],
+    EncodedEpisode(prefix=[5, 6, 7, 8, 9], demo_spans=[(1, 3), (3, 5)], suffixes=[[20, 21, 22], [30, 31]],
                   query_lengths=[2, 1]),
-    PackedEpisode(prefix=[5, 6, 7], demo_spans=[(1, 3)], suffixes=[[40, 41, 42, 43]], query_lengths=[3]),
+    EncodedEpisode(prefix=[5, 6, 7], demo_spans=[(1, 3)], suffixes=[[40, 41, 42, 43]], query_lengths=[3]),
 ]
 
 
@@ -38,7 +40,8 @@ def test_blockwise_attention_equals_attention_under_the_full_mask():
     module.num_key_value_groups, module.is_causal = 2, True
     full = torch.nn.functional.scaled_dot_product_attention(
         query, key.repeat_interleave(2, 1), value.repeat_interleave(2, 1), attn_mask=batch.mask).transpose(1, 2)
-    blocks = attention._blockwise_attention(module, query, key, value, batch.layout, 0.0, None)
+    blocks = attention._blockwise_attention(sdpa_attention_forward, module, query, key, value, batch.layout,
+                                            0.0, None)
     real = batch.input_ids != 0
     real[0] = True
     assert torch.allclose(blocks[real], full[real], atol=1e-5)

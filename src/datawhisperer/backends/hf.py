@@ -13,16 +13,17 @@ import inspect
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from .. import attention
 from ..config import resolve_layer
 from ..errors import UserError
-from ..models import context_length_of, load_config, load_model, model_files, num_layers_of, resolve_model
+from ..models import load_config, load_model, model_files, num_layers_of, resolve_model
 from ..prompts import EpisodePrompt
 from .base import EpisodeResult
-from .packing import PackedEpisode, answer_scores, logits_only_at, pack
+from .model_config import read_config, sliding_window_of, usable_length
+from .packing import answer_scores, logits_only_at, pack
+from .tokens import EncodedEpisode, common_prefix_length, encode_episode
 
 
 def pick_device(device: str) -> torch.device:
@@ -57,14 +58,14 @@ class HFBackend:
             config = load_config(files)
         self.num_layers = num_layers_of(config)
         self.layer = resolve_layer(layer, self.num_layers)  # checked before any weights load
-        context = context_length_of(config) or 4096
-        self.max_length = min(max_length, context) if max_length else context
+        self.sliding_window = sliding_window_of(config)
+        self.max_length = usable_length(config, max_length)
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
         if preloaded is None:
             self.model, self.tokenizer = load_model(files, self.dtype)
         self.model.to(device=self.device, dtype=self.dtype).eval()
-        self.model.set_attn_implementation(attention.ATTN_IMPLEMENTATION)
+        self.model.set_attn_implementation(attention.implementation_for(self.model))
         if not self.tokenizer.is_fast:
             raise UserError("the model's tokenizer has no fast (Rust) version; token offsets are needed")
         forward_params = inspect.signature(self.model.forward).parameters
@@ -75,12 +76,17 @@ class HFBackend:
         self.description = {"model": self.source_name, "architecture": type(self.model).__name__,
                             "num_layers": self.num_layers, "layer": self.layer, "device": str(self.device),
                             "dtype": str(self.dtype).removeprefix("torch."), "max_length": self.max_length,
-                            "parameters": sum(p.numel() for p in self.model.parameters())}
+                            "parameters": sum(p.numel() for p in self.model.parameters()),
+                            **({"sliding_window": self.sliding_window} if self.sliding_window else {})}
 
     @staticmethod
-    def preflight(model: str | None = None, **_ignored) -> None:
-        """Fail fast on a model that cannot be found, before any output directory is touched."""
-        resolve_model(model)
+    def preflight(model: str | None = None, layer: int | None = None, max_length: int | None = None,
+                  **_ignored) -> None:
+        """Fail fast, before any weights load or any output directory is touched: a model that cannot be found,
+        a layer outside it, a --max-length beyond its sliding window."""
+        config = read_config(resolve_model(model))
+        resolve_layer(layer, num_layers_of(config))
+        usable_length(config, max_length)
 
     def _pad_id(self) -> int:
         for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0):
@@ -95,65 +101,53 @@ class HFBackend:
             ids.update(value if isinstance(value, (list, tuple, set)) else [value] if value is not None else [])
         return {int(i) for i in ids}
 
-    # --- tokenisation -------------------------------------------------------------------------------
-
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def _encode_prefix(self, prompt: EpisodePrompt) -> tuple[list[int], list[tuple[int, int]]]:
-        encoded = self.tokenizer(prompt.prefix, add_special_tokens=False, return_offsets_mapping=True)
-        ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
-        starts = np.array([a for a, _ in offsets])
-        ends = np.array([b for _, b in offsets])
-        spans = []
-        for lo, hi in prompt.demo_spans:  # tokens overlapping the demonstration's characters
-            inside = np.nonzero((ends > lo) & (starts < hi))[0]
-            spans.append((int(inside[0]), int(inside[-1]) + 1))
-        return ids, spans
 
     # --- episodes ---------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def _prefill(self, prompts: list[EpisodePrompt], suffix_ids: list[list[list[int]]], layer: int) -> _Prefilled:
+    def _prefill(self, encoded: list[EncodedEpisode], layer: int) -> _Prefilled:
         """Prefixes once each, then every suffix of every episode together, capturing the layer's attention.
 
         Row layout: [left padding, prefix of its episode, padding, suffix]; the mask hides the padding and
         positions count real tokens only, so each row computes what it would alone.
         """
         started = time.perf_counter()
-        encoded = [self._encode_prefix(p) for p in prompts]
-        width_prefix = max(len(ids) for ids, _ in encoded)
-        n_episodes = len(prompts)
+        width_prefix = max(len(e.prefix) for e in encoded)
+        n_episodes = len(encoded)
         pre_ids = torch.full((n_episodes, width_prefix), self.pad_id, dtype=torch.long)
         pre_mask = torch.zeros((n_episodes, width_prefix), dtype=torch.long)
         pre_pos = torch.zeros((n_episodes, width_prefix), dtype=torch.long)
-        for e, (ids, _) in enumerate(encoded):
-            pre_ids[e, width_prefix - len(ids):] = torch.tensor(ids)
-            pre_mask[e, width_prefix - len(ids):] = 1
-            pre_pos[e, width_prefix - len(ids):] = torch.arange(len(ids))
+        for e, episode in enumerate(encoded):
+            n = len(episode.prefix)
+            pre_ids[e, width_prefix - n:] = torch.tensor(episode.prefix)
+            pre_mask[e, width_prefix - n:] = 1
+            pre_pos[e, width_prefix - n:] = torch.arange(n)
         cache = _new_cache(self.model)
         self.model(pre_ids.to(self.device), attention_mask=pre_mask.to(self.device),
                    position_ids=pre_pos.to(self.device), use_cache=True, logits_to_keep=1,
                    **{self._cache_kwarg: cache})
-        owner = [e for e, suffixes in enumerate(suffix_ids) for _ in suffixes]  # episode of each row
+        owner = [e for e, episode in enumerate(encoded) for _ in episode.suffixes]  # episode of each row
         if owner != list(range(n_episodes)):
             cache.batch_select_indices(torch.tensor(owner, device=self.device))
-        flat = [ids for suffixes in suffix_ids for ids in suffixes]
+        flat = [ids for episode in encoded for ids in episode.suffixes]
         width = max(len(ids) for ids in flat)
         rows = len(flat)
         input_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
         mask = torch.cat([pre_mask[owner], torch.zeros((rows, width), dtype=torch.long)], dim=1)
         positions = torch.zeros((rows, width), dtype=torch.long)
         query_rows = torch.zeros((rows, width))
-        n_demos = max(len(spans) for _, spans in encoded)
+        n_demos = max(len(e.demo_spans) for e in encoded)
         column_map = torch.zeros((rows, width_prefix, n_demos))
         for row, ids in enumerate(flat):
-            prefix_len = len(encoded[owner[row]][0])
+            episode = encoded[owner[row]]
+            prefix_len = len(episode.prefix)
             input_ids[row, width - len(ids):] = torch.tensor(ids)
             mask[row, width_prefix + width - len(ids):] = 1
             positions[row, width - len(ids):] = torch.arange(prefix_len, prefix_len + len(ids))
             query_rows[row, width - len(ids):] = 1.0
-            for d, (lo, hi) in enumerate(encoded[owner[row]][1]):
+            for d, (lo, hi) in enumerate(episode.demo_spans):
                 column_map[row, width_prefix - prefix_len + lo: width_prefix - prefix_len + hi, d] = 1.0
         request = attention.CaptureRequest(layer, column_map, query_rows)
         with attention.capture(request):
@@ -162,34 +156,56 @@ class HFBackend:
                              **{self._cache_kwarg: cache})
         mass = request.mass.cpu().double().numpy()
         results = []
-        for e, (ids, spans) in enumerate(encoded):
+        for e, episode in enumerate(encoded):
             mine = [r for r in range(rows) if owner[r] == e]
-            results.append(EpisodeResult(mass[mine][:, : len(spans)], [hi - lo for lo, hi in spans],
-                                         prompt_tokens=len(ids) + sum(len(s) for s in suffix_ids[e])))
+            results.append(EpisodeResult(mass[mine][:, : len(episode.demo_spans)],
+                                         [hi - lo for lo, hi in episode.demo_spans], prompt_tokens=episode.length))
         self.timing["prefill_seconds"] += time.perf_counter() - started
         self.timing["prefill_tokens"] += sum(r.prompt_tokens for r in results)
-        return _Prefilled(out.logits, cache, mask, positions[:, -1], owner, results, width)
+        return _Prefilled(out.logits, cache, mask, positions[:, -1], owner, results)
 
     def run_episodes(self, prompts: list[EpisodePrompt], layer: int, max_new_tokens: int,
                      stop: tuple[str, ...] = ()) -> list[EpisodeResult]:
         """Greedy answers for several episodes in one batch (each row computes what it would alone)."""
-        suffix_ids = [[self.tokenizer(s, add_special_tokens=False)["input_ids"] for s in p.suffixes] for p in prompts]
-        state = self._prefill(prompts, suffix_ids, layer)
-        texts = self._greedy(state.logits[:, -1], state.cache, state.mask.to(self.device),
-                             state.last_positions.to(self.device), max_new_tokens, stop)
-        for e, result in enumerate(state.results):
-            result.texts = [t for t, owner in zip(texts, state.owner) if owner == e]
-        return state.results
+        encoded = [encode_episode(self.tokenizer, p) for p in prompts]
+        results: list[EpisodeResult] = []
+        for batch in self._window_batches(encoded, max_new_tokens):
+            state = self._prefill(batch, layer)
+            texts, truncated = self._greedy(state.logits[:, -1], state.cache, state.mask.to(self.device),
+                                            state.last_positions.to(self.device), max_new_tokens, stop)
+            for e, result in enumerate(state.results):
+                result.texts = [t for t, owner in zip(texts, state.owner) if owner == e]
+                result.truncated = [t for t, owner in zip(truncated, state.owner) if owner == e]
+            results.extend(state.results)
+        return results
+
+    def _window_batches(self, encoded: list[EncodedEpisode], max_new_tokens: int) -> list[list[EncodedEpisode]]:
+        """With a sliding window, batches whose padded rows (prefix, suffix, answer) stay inside the window, so
+        that it never binds (every episode alone already fits: see usable_length); otherwise one batch."""
+        if not self.sliding_window:
+            return [encoded]
+        batches: list[list[EncodedEpisode]] = []
+        for episode in encoded:
+            candidate = [*batches[-1], episode] if batches else [episode]
+            width = max(len(e.prefix) for e in candidate) + max(len(s) for e in candidate for s in e.suffixes)
+            if batches and width + max_new_tokens <= self.max_length:
+                batches[-1] = candidate
+            else:
+                batches.append([episode])
+        return batches
 
     def run_episode(self, prompt: EpisodePrompt, layer: int, max_new_tokens: int,
                     stop: tuple[str, ...] = ()) -> EpisodeResult:
         return self.run_episodes([prompt], layer, max_new_tokens, stop)[0]
 
     @torch.inference_mode()
-    def _greedy(self, logits, cache, mask, last_pos, max_new_tokens: int, stop: tuple[str, ...]) -> list[str]:
+    def _greedy(self, logits, cache, mask, last_pos, max_new_tokens: int,
+                stop: tuple[str, ...]) -> tuple[list[str], list[bool]]:
+        """Greedy answers and, per row, whether max_new_tokens cut it before an end token or stop string."""
         started = time.perf_counter()
         batch = logits.shape[0]
         generated: list[list[int]] = [[] for _ in range(batch)]
+        truncated = [True] * batch
         active = list(range(batch))  # original row of each live batch row
         next_tokens = logits.argmax(-1)
         for step in range(max_new_tokens):
@@ -200,7 +216,9 @@ class HFBackend:
                 if not finished:
                     generated[row].append(token)
                     finished = bool(stop) and _hits_stop(self.tokenizer, generated[row], stop)
-                if not finished:
+                if finished:
+                    truncated[row] = False
+                else:
                     keep.append(live)
             if not keep or step == max_new_tokens - 1:
                 break
@@ -216,7 +234,8 @@ class HFBackend:
             next_tokens = out.logits[:, -1].argmax(-1)
             self.timing["decode_steps"] += 1
         self.timing["decode_seconds"] += time.perf_counter() - started
-        return [_cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), stop) for ids in generated]
+        texts = [_cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), stop) for ids in generated]
+        return texts, truncated
 
     @torch.inference_mode()
     def score_answers_batch(self, prompts: list[EpisodePrompt], answers: list[list[str]], layer: int,
@@ -226,17 +245,8 @@ class HFBackend:
         Episodes are packed one per row (see packing.py). max_answer_tokens: score only the answer's first
         tokens (as generation only sees that many)."""
         started = time.perf_counter()
-        episodes = []
-        for prompt, episode_answers in zip(prompts, answers):
-            prefix, spans = self._encode_prefix(prompt)
-            suffixes, query_lengths = [], []
-            for suffix, answer in zip(prompt.suffixes, episode_answers):
-                query = self.tokenizer(suffix, add_special_tokens=False)["input_ids"]
-                full = self.tokenizer(suffix + answer, add_special_tokens=False)["input_ids"]
-                n_query = max(1, _common_prefix_length(query, full))
-                suffixes.append(full[: n_query + max_answer_tokens] if max_answer_tokens else full)
-                query_lengths.append(n_query)
-            episodes.append(PackedEpisode(prefix, spans, suffixes, query_lengths))
+        episodes = [encode_episode(self.tokenizer, prompt, episode_answers, max_answer_tokens)
+                    for prompt, episode_answers in zip(prompts, answers)]
         batch = pack(episodes, self.pad_id)
         request = attention.CaptureRequest(layer, batch.column_map, batch.segment_weights)
         with attention.capture(request), attention.packed(batch.layout), logits_only_at(self.model,
@@ -264,7 +274,7 @@ class HFBackend:
         for context, continuation in requests:
             ctx = self.tokenizer(context, add_special_tokens=False)["input_ids"] if context else []
             full = self.tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
-            start = max(1, _common_prefix_length(ctx, full))  # the first token has nothing to predict it
+            start = max(1, common_prefix_length(ctx, full))  # the first token has nothing to predict it
             sequences.append((full[: self.max_length], min(start, self.max_length)))
         return continuation_logprobs(self.model, sequences, self.pad_id, self.device, batch_size)
 
@@ -306,14 +316,6 @@ class _Prefilled:
     last_positions: torch.Tensor
     owner: list[int]  # the episode of each batch row
     results: list[EpisodeResult]
-    width: int
-
-
-def _common_prefix_length(a: list[int], b: list[int]) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
 
 
 def _new_cache(model):

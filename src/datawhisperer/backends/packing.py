@@ -16,18 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..attention import PackedLayout
-
-
-@dataclass
-class PackedEpisode:
-    prefix: list[int]
-    demo_spans: list[tuple[int, int]]  # token spans of the demonstrations inside the prefix
-    suffixes: list[list[int]]  # query tokens followed by the gold answer's tokens
-    query_lengths: list[int]  # leading tokens of each suffix that are the query (attention counts these)
-
-    @property
-    def length(self) -> int:
-        return len(self.prefix) + sum(map(len, self.suffixes))
+from .tokens import EncodedEpisode
 
 
 @dataclass
@@ -42,7 +31,7 @@ class PackedBatch:
     layout: PackedLayout  # the same blocks as the mask, for attention that skips what is masked
 
 
-def pack(episodes: list[PackedEpisode], pad_id: int) -> PackedBatch:
+def pack(episodes: list[EncodedEpisode], pad_id: int) -> PackedBatch:
     """Lay episodes out one per row (right-padded); padding positions attend to themselves only."""
     rows, width = len(episodes), max(e.length for e in episodes)
     n_demos = max(1, max(len(e.demo_spans) for e in episodes))
