@@ -61,3 +61,21 @@ def test_capture_runs_only_in_the_chosen_layer_and_sdpa_elsewhere(monkeypatch):
     prompt = PromptBuilder(tokenizer, "Pluralise.", "single").build(DEMOS, QUERIES)
     backend.run_episode(prompt, 1, max_new_tokens=3)
     assert len(calls) == 1  # one layer, one (prefill) forward; decoding steps capture nothing
+
+
+def test_a_fully_masked_row_with_zero_weight_adds_nothing():
+    """Padding rows can be masked everywhere: softmax gives NaN there, which a zero row weight must cancel."""
+    import datawhisperer.attention as attention
+
+    torch.manual_seed(0)
+    query, key = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 5, 4)
+    mask = torch.ones(1, 1, 3, 5, dtype=torch.bool)
+    mask[0, 0, 0] = False  # row 0 sees nothing (a padding row)
+    columns = torch.zeros(5, 2)
+    columns[0:2, 0], columns[2:4, 1] = 1.0, 1.0
+    rows = torch.tensor([[0.0, 1.0, 1.0]])
+    mass = attention.demo_attention_mass(query, key, mask, None, columns, rows)
+    assert torch.isfinite(mass).all()
+    reference = torch.softmax(query[0, :, 1:] @ key[0].transpose(-1, -2) / 2.0, dim=-1)  # rows 1 and 2, no mask
+    expected = torch.stack([reference[..., 0:2].sum(), reference[..., 2:4].sum()])
+    assert torch.allclose(mass[0], expected, atol=1e-5)
