@@ -1,4 +1,5 @@
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 
@@ -70,3 +71,44 @@ def test_retry_keeps_demos_and_redraws_queries_deterministically():
 def test_bad_plans_are_refused(kwargs, message):
     with pytest.raises(UserError, match=message):
         EpisodePlan(**kwargs)
+
+
+def tried(demos, failed=False, unfit=()):
+    return SimpleNamespace(failed=failed, demos=list(demos), unfit=list(unfit))
+
+
+def test_makeup_keeps_its_targets_and_fills_from_their_fold():
+    plan = EpisodePlan(40, 5, 3, seed=4)
+    episode = plan.episodes()[2]
+    makeup = plan.makeup(episode, episode.demos[:2], 3)
+    fold = next(set(f.tolist()) for f in plan.folds if episode.demos[0] in f)
+    assert set(episode.demos[:2]) <= set(makeup.demos) <= fold and len(set(makeup.demos)) == 5
+    assert not set(makeup.queries) & fold
+    assert (makeup.id, makeup.attempt, makeup.targets) == (episode.id, 3, episode.demos[:2])
+    assert makeup == plan.makeup(episode, episode.demos[:2], 3) != plan.makeup(episode, episode.demos[:2], 4)
+
+
+def test_next_try_redraws_failures_then_makes_up_what_stayed_unscored():
+    plan = EpisodePlan(40, 4, 2, seed=1)
+    episode = plan.episodes()[0]
+    a, b, c, d = episode.demos
+    assert plan.next_try(episode, [], 1) == episode
+    assert plan.next_try(episode, [tried(episode.demos)], 1) is None  # all scored: done
+    history = [tried([a, c, d])]  # b was dropped to fit the context
+    makeup = plan.next_try(episode, history, 1)
+    assert makeup.targets == (b,) and makeup.attempt == 1 and b in makeup.demos
+    history.append(tried([b]))  # shown alone (the fillers dropped): scored
+    assert plan.next_try(episode, history, 1) is None
+    # every try failed: the retry, then make-ups two targets at a time, each target given up after 2 failures
+    history = [tried(episode.demos, failed=True)]
+    assert plan.next_try(episode, history, 1) == plan.retry(episode, 1)
+    history.append(tried(episode.demos, failed=True))
+    assert plan.next_try(episode, history, 1).targets == (a, b)
+    history.append(tried(plan.next_try(episode, history, 1).demos))  # scores a and b, and its fillers
+    assert plan.next_try(episode, history, 1).targets == tuple(t for t in (c, d) if t not in history[-1].demos)
+    history = history[:2] + [tried([], failed=True), tried([], failed=True)]
+    assert plan.next_try(episode, history, 1).targets == (c, d)  # a and b failed twice: given up
+    history.append(tried([], failed=True, unfit=[c]))  # c does not fit alone
+    assert plan.next_try(episode, history, 1).targets == (d,)
+    history.append(tried([], failed=True))
+    assert plan.next_try(episode, history, 1) is None

@@ -49,3 +49,15 @@ def test_debiased_weighting_removes_slot_bias():
 def test_ranking_puts_unscored_last_and_keeps_ties_in_order():
     scores = np.array([0.2, np.nan, 0.5, 0.2, 0.9])
     assert ranking(scores).tolist() == [4, 2, 0, 3, 1]
+
+
+def test_unscored_examples_say_why():
+    from datawhisperer.scoring import unscored_examples
+
+    outcomes = [
+        outcome(0, [0, 1], [1.0], [1.0, 1.0]),
+        outcome(1, [2, 3], None, [1.0, 1.0], failed=True),
+        EpisodeOutcome(1, 1, 0, [], [9], None, [], [], failed=True, dropped=[4], unfit=[4]),
+        outcome(2, [3], [0.0], [1.0]),
+    ]
+    assert unscored_examples(outcomes) == {2: "every episode failed", 4: "too long for the context"}

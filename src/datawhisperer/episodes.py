@@ -1,14 +1,20 @@
 """Seeded episode plans: which examples are demonstrations and which are queries, episode by episode.
 
 The plan is a pure function of (pool size, validation size, n_demos, n_queries, rounds, seed):
-it never depends on how the work is later spread over processes, nor on results, except that a
-failed episode's retry is itself a pure function of (seed, episode id, attempt).
+it never depends on how the work is later spread over processes. Each planned episode is then
+tried until its demonstrations are scored: a failed try is re-drawn with fresh queries, and the
+demonstrations it still left unscored (dropped to fit the context, or every try failed) get
+make-up tries. Every try is a pure function of (seed, episode id, attempt) and the outcomes of the
+episode's own earlier tries, so whoever plays an episode plays the same tries.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Protocol
 
 import numpy as np
 
@@ -23,7 +29,16 @@ class Episode:
     round: int
     demos: tuple[int, ...]  # pool indices
     queries: tuple[int, ...]  # pool indices, or validation indices when the plan uses a validation set
-    attempt: int = 0  # 0 for the planned episode, k for its k-th re-draw after a failure
+    attempt: int = 0  # 0 for the planned episode, k for its k-th later try (a re-draw or a make-up)
+    targets: tuple[int, ...] = ()  # a make-up's demonstrations to score; the others only fill the prompt
+
+
+class TryOutcome(Protocol):
+    """What deciding an episode's next try reads from the outcome of an earlier one."""
+
+    failed: bool
+    demos: list[int]  # the demonstrations shown
+    unfit: list[int]  # demonstrations that alone, beside the queries, exceed the context
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,52 @@ class EpisodePlan:
         """The same demonstrations with fresh queries; a pure function of (seed, episode id, attempt)."""
         rng = np.random.default_rng([self.seed, 0x2E7, episode.id, attempt])
         return Episode(episode.id, episode.round, episode.demos, self._draw_queries(episode.demos, rng), attempt)
+
+    def makeup(self, episode: Episode, targets: tuple[int, ...], attempt: int) -> Episode:
+        """A make-up try: the targets, other members of their group to make n_demos (the player drops those
+        first when the prompt is too long), in random order, and fresh queries. A full set of demonstrations
+        keeps the weights, which sum to 1 per episode, comparable with the planned episodes'."""
+        rng = np.random.default_rng([self.seed, 0x3A4E, episode.id, attempt])
+        chosen = np.asarray(targets, dtype=np.int64)
+        group = self.folds[int(self._fold_of[targets[0]])] if self.query_source == "fold" else np.arange(self.n_pool)
+        fillers = rng.choice(np.setdiff1d(group, chosen), self.n_demos - len(targets), replace=False)
+        demos = tuple(int(i) for i in rng.permutation(np.concatenate([chosen, fillers])))
+        return Episode(episode.id, episode.round, demos, self._draw_queries(demos, rng), attempt, tuple(targets))
+
+    def next_try(self, episode: Episode, history: Sequence[TryOutcome], max_retries: int) -> Episode | None:
+        """The try after `history` (the outcomes of the episode's tries so far, by attempt), or None when done.
+
+        The planned demonstrations are tried until a try succeeds, re-drawing the queries after each failure,
+        at most 1 + max_retries times. What that leaves unscored (demonstrations dropped to fit the context,
+        or all of them when every try failed) are the targets of make-up tries, a few at a time so that a
+        demonstration whose tries all failed meets new company. A success scores at least one target (the
+        player drops fillers first); a target is given up after 1 + max_retries failed make-ups, or when it
+        does not fit the context alone beside the queries (the outcome lists it as unfit)."""
+        per_makeup = max(1, self.n_demos // 2)
+        targets: list[int] | None = None  # None while the planned demonstrations are tried
+        failures, charges, unfit = 0, Counter(), set()
+
+        def pending() -> list[int]:
+            return [d for d in targets if d not in unfit and charges[d] <= max_retries][:per_makeup]
+
+        for outcome in history:  # replayed in order: what each make-up tried depends on what came before it
+            if targets is None:
+                if not outcome.failed:
+                    targets = [d for d in episode.demos if d not in outcome.demos]
+                elif (failures := failures + 1) > max_retries:
+                    targets = list(episode.demos)
+            elif outcome.failed:
+                charges.update(pending())
+            else:
+                targets = [d for d in targets if d not in outcome.demos]
+            unfit.update(outcome.unfit)
+        attempt = len(history)
+        if targets is None:
+            if attempt and set(episode.demos) <= unfit:
+                return None
+            return episode if attempt == 0 else self.retry(episode, attempt)
+        chosen = pending()
+        return self.makeup(episode, tuple(chosen), attempt) if chosen else None
 
     def _draw_queries(self, demos: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
         if self.query_source == "val":

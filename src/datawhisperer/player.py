@@ -48,21 +48,29 @@ class EpisodePlayer:
             return n_queries * (max_new_tokens + MARKER_TOKENS)
         return max_new_tokens
 
-    def _fit(self, demo_ids: list[int], queries: list[Example]):
-        """Render the episode, dropping the longest demonstrations until it fits the context."""
+    def _fit(self, demo_ids: list[int], queries: list[Example], keep: tuple[int, ...] = ()):
+        """Render the episode, dropping the longest demonstrations until it fits the context; a make-up's
+        targets (`keep`) go last. Returns (prompt or None, shown, dropped, unfit): unfit holds the last
+        demonstration dropped when it did not fit alone although the queries fit without it."""
         examples = self.prepared.examples
         shown, dropped = list(demo_ids), []
         extra = self.answer_budget
         if self.prepared.config.scoring == "likelihood":
             extra = min(extra, max(self.backend.count_tokens(q.answer) for q in queries) + 1)
+
+        def fits(prompt) -> bool:
+            need = self.backend.count_tokens(prompt.prefix) + max(map(self.backend.count_tokens, prompt.suffixes))
+            return need + extra <= self.backend.max_length
+
         while shown:
             prompt = self.builder.build([examples[i] for i in shown], queries)
-            need = self.backend.count_tokens(prompt.prefix) + max(map(self.backend.count_tokens, prompt.suffixes))
-            if need + extra <= self.backend.max_length:
-                return prompt, shown, dropped
+            if fits(prompt):
+                return prompt, shown, dropped, []
             lengths = [hi - lo for lo, hi in prompt.demo_spans]
-            dropped.append(shown.pop(int(np.argmax(lengths))))
-        return None, [], dropped
+            candidates = [k for k, d in enumerate(shown) if d not in keep] or range(len(shown))  # fillers first
+            dropped.append(shown.pop(max(candidates, key=lambda k: lengths[k])))
+        unfit = [dropped[-1]] if dropped and fits(self.builder.build([], queries)) else []
+        return None, [], dropped, unfit
 
     def play(self, episode: Episode) -> EpisodeOutcome:
         return self.play_group([episode])[0]
@@ -76,11 +84,13 @@ class EpisodePlayer:
         for episode in episodes:
             episode_queries = [self.prepared.queries[q] for q in episode.queries]
             outcome = EpisodeOutcome(episode.id, episode.attempt, episode.round, [], list(episode.queries),
-                                     None, [], [])
-            prompt, shown, outcome.dropped = self._fit(list(episode.demos), episode_queries)
-            outcome.demos = shown
+                                     None, [], [], targets=list(episode.targets))
+            prompt, outcome.demos, outcome.dropped, outcome.unfit = self._fit(list(episode.demos), episode_queries,
+                                                                              episode.targets)
             if prompt is None:
-                outcome.failed, outcome.reason = True, "queries alone exceed the context length"
+                outcome.failed = True
+                outcome.reason = ("no demonstration fits the context" if outcome.unfit
+                                  else "queries alone exceed the context length")
             else:
                 playable.append(outcome)
                 prompts.append(prompt)
@@ -140,11 +150,12 @@ def share_of(plan, group_size: int, rank: int, world_size: int) -> list[list[Epi
 
 def play_share(player: EpisodePlayer, rank: int, world_size: int, done: dict, log: EpisodeLog | None,
                progress: bool) -> list[EpisodeOutcome]:
-    """Play this rank's share of the plan, re-drawing failed episodes; skip what `done` holds.
+    """Play this rank's share of the plan with every later try (plan.next_try); skip what `done` holds.
 
-    A group's failed episodes are re-drawn together, attempt by attempt. A batch whose outcomes are all in
-    `done` is skipped; a partly finished one is replayed whole (so its numbers are those of an uninterrupted
-    run) and only the missing outcomes are appended."""
+    A group's episodes take their k-th tries together, in one batch. A try depends only on its episode's
+    own earlier outcomes, so the batches, like the plan, never depend on how the work is spread. A batch
+    whose outcomes are all in `done` is skipped; a partly finished one is replayed whole (so its numbers
+    are those of an uninterrupted run) and only the missing outcomes are appended."""
     plan = player.prepared.plan
     max_retries = player.prepared.config.max_retries
     groups = share_of(plan, player.prepared.config.episode_batch, rank, world_size)
@@ -153,10 +164,9 @@ def play_share(player: EpisodePlayer, rank: int, world_size: int, done: dict, lo
     bar = tqdm(total=sum(map(len, groups)), disable=not progress, unit="episode", desc="scoring", file=sys.stderr,
                dynamic_ncols=True)
     for group in groups:
-        pending, attempt = list(group), 0
-        while pending:
-            batch = [plan.retry(e, attempt) if attempt else e for e in pending]
-            keys = [(e.id, attempt) for e in batch]
+        histories: dict[int, list[EpisodeOutcome]] = {e.id: [] for e in group}
+        while batch := [t for e in group if (t := plan.next_try(e, histories[e.id], max_retries)) is not None]:
+            keys = [(e.id, e.attempt) for e in batch]
             if all(key in done for key in keys):
                 results = [done[key] for key in keys]
             else:
@@ -164,10 +174,10 @@ def play_share(player: EpisodePlayer, rank: int, world_size: int, done: dict, lo
                 if log is not None:
                     log.append([o for key, o in zip(keys, fresh) if key not in done])
                 results = [done.get(key, outcome) for key, outcome in zip(keys, fresh)]
+            for episode, outcome in zip(batch, results):
+                histories[episode.id].append(outcome)
             outcomes.extend(results)
-            retry = [e for e, o in zip(pending, results) if o.failed and attempt < max_retries]
-            failures += len(retry)
-            pending, attempt = retry, attempt + 1
+            failures += sum(o.failed for o in results)
         bar.update(len(group))
         if failures:
             bar.set_postfix(failed=failures)

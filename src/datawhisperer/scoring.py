@@ -34,6 +34,8 @@ class EpisodeOutcome:
     answers: list[str] = field(default_factory=list)
     demo_tokens: list[int] = field(default_factory=list)
     dropped: list[int] = field(default_factory=list)  # demonstrations left out to fit the context
+    unfit: list[int] = field(default_factory=list)  # dropped ones that alone, beside the queries, do not fit
+    targets: list[int] = field(default_factory=list)  # a make-up try's demonstrations to score (else empty)
     prompt_tokens: int = 0
     seconds: float = 0.0
 
@@ -111,6 +113,24 @@ def aggregate(outcomes: Iterable[EpisodeOutcome], n_pool: int, weighting: str = 
     with np.errstate(invalid="ignore", divide="ignore"):
         scores = np.where(scorings > 0, credit / np.maximum(scorings, 1), np.nan)
     return Aggregate(scores, appearances, scorings)
+
+
+TOO_LONG = "too long for the context"
+ALL_FAILED = "every episode failed"
+
+
+def unscored_examples(outcomes: Iterable[EpisodeOutcome]) -> dict[int, str]:
+    """Pool indices that some episode tried to show but no finished episode scored, with the reason:
+    too long to fit the context even alone, or else every episode that tried them failed."""
+    tried: set[int] = set()
+    scored: set[int] = set()
+    unfit: set[int] = set()
+    for outcome in outcomes:
+        tried.update(outcome.demos, outcome.dropped)
+        unfit.update(outcome.unfit)
+        if not outcome.failed:
+            scored.update(outcome.demos)
+    return {i: TOO_LONG if i in unfit else ALL_FAILED for i in sorted(tried - scored)}
 
 
 def ranking(scores: np.ndarray) -> np.ndarray:
