@@ -1,14 +1,14 @@
 """Running a selection: validate everything, load the model, play the episodes, write the results.
 
-Work is split by episode id: rank r of w plays the planned episodes with id % w == r, and a
-failed episode's re-draws stay with it. An outcome depends only on its episode (the plan is
-fixed by the seed; prompts do not batch across episodes), so scores never depend on how the
-work was spread.
+Work is split by batches of planned episodes: rank r of w plays batch k when k % w == r, and
+every later try of an episode (a re-draw after a failure, a make-up for demonstrations it left
+unscored) stays with it. An outcome depends only on its episode and that episode's earlier
+outcomes (the plan is fixed by the seed; results do not depend on batch company), so scores
+never depend on how the work was spread.
 """
 
 from __future__ import annotations
 
-import resource
 import sys
 import time
 from collections import Counter
@@ -33,9 +33,10 @@ from .data import Table, atomic_write_text, load_table, table_from_records
 from .distributed import Group, Topology, detect
 from .episodes import EpisodePlan
 from .errors import UserError
+from .memory import peak_memory, reset_peak_memory
 from .metrics import Metric, resolve_metric
 from .player import EpisodePlayer, play_share
-from .scoring import WEIGHTINGS, EpisodeOutcome, aggregate
+from .scoring import WEIGHTINGS, EpisodeOutcome, aggregate, unscored_examples
 from .selection import Selection
 from .tasks import Example, FieldMap, TaskSpec, examples_from_records, load_task
 
@@ -110,36 +111,26 @@ def silence_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def peak_memory() -> dict:
-    memory = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            memory["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    except ImportError:
-        pass
-    return memory
-
-
 def missing_episodes(plan: EpisodePlan, max_retries: int, outcomes: dict, share: tuple[int, int] = (0, 1),
                      group_size: int = 1) -> list[int]:
-    """Planned episode ids (of one share) without a final outcome: a success, or the last allowed re-draw."""
+    """Planned episode ids (of one share) whose tries (plan.next_try: re-draws, make-ups) lack an outcome."""
     rank, world = share
     missing = []
     for episode in plan.episodes():
         if (episode.id // group_size) % world != rank:
             continue
-        attempt = 0
-        while (episode.id, attempt) in outcomes and outcomes[(episode.id, attempt)].failed and attempt < max_retries:
-            attempt += 1
-        if (episode.id, attempt) not in outcomes:
-            missing.append(episode.id)
+        history: list[EpisodeOutcome] = []
+        while (attempt := plan.next_try(episode, history, max_retries)) is not None:
+            if (episode.id, attempt.attempt) not in outcomes:
+                missing.append(episode.id)
+                break
+            history.append(outcomes[(episode.id, attempt.attempt)])
     return missing
 
 
 def run_info(prepared: Prepared, outcomes: list[EpisodeOutcome], backend_info: dict, timings: dict) -> dict:
     finished = [o for o in outcomes if not o.failed]
+    unscored = unscored_examples(outcomes)  # of a shard: among the examples its episodes tried
     return {
         "status": "finished",
         "datawhisperer_version": __version__,
@@ -157,6 +148,9 @@ def run_info(prepared: Prepared, outcomes: list[EpisodeOutcome], backend_info: d
         "failure_reasons": dict(Counter(o.reason for o in outcomes if o.failed)),
         "truncated_episodes": sum(bool(o.dropped) for o in finished),
         "demonstrations_dropped_for_context": sum(len(o.dropped) for o in finished),
+        "makeup_episodes": sum(bool(o.targets) for o in outcomes),
+        "unscored_examples": len(unscored),
+        "unscored_reasons": dict(sorted(Counter(unscored.values()).items())),
         "prompt_tokens": int(sum(o.prompt_tokens for o in outcomes)),
         "episode_seconds_total": round(sum(o.seconds for o in outcomes), 3),
         **timings,
@@ -181,10 +175,11 @@ def summary(selection: Selection, info: dict, out: Path | None, budgets: list[st
     n = len(selection)
     seconds = info["selection_seconds"]
     unscored = selection.unscored()
+    reasons = ", ".join(f"{n} {why}" for why, n in info.get("unscored_reasons", {}).items())
     files = (f" Files are in {out}: scores.jsonl, " + ", ".join(f"selected-{b}{selection.table.suffix}" for b in budgets)
              + ", run.json, episodes.jsonl.") if out else ""
     return (f"Scored {n} examples with {info['episodes']} episodes ({info['failed_episodes']} failed and re-drawn"
-            f"{', ' + str(unscored) + ' examples left unscored and ranked last' if unscored else ''}) in "
+            f"{f', {unscored} examples left unscored ({reasons}) and ranked last' if unscored else ''}) in "
             f"{seconds:.1f}s: {seconds / max(n, 1):.2f}s per example, {seconds / max(info['episodes'], 1):.2f}s per "
             f"episode, using {info['model'].get('model')} at layer {info['layer']} (model loaded in "
             f"{info.get('model_load_seconds', 0.0):.1f}s).{files}")
@@ -203,6 +198,7 @@ def _guarded(group: Group, step):
 def select(config: SelectConfig, records: list[dict] | None = None, backend=None) -> Selection | None:
     """Run a selection as `datawhisperer select` does. Returns the Selection, or None on ranks other
     than 0 and for a shard (whose outcomes wait for `datawhisperer merge`)."""
+    reset_peak_memory()  # run.json's peak is this selection's, not what ran before it in this process
     if config.method != "datawhisperer":
         from .baselines.run import run_baseline
 

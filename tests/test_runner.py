@@ -1,0 +1,117 @@
+"""Runs end to end on the fake backend: make-up episodes for examples left unscored, what run.json
+reports about them, and the selection's own peak memory."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_jsonl
+
+from datawhisperer.backends.fake import FakeBackend
+from datawhisperer.cli import main
+from datawhisperer.config import SelectConfig
+from datawhisperer.runner import select
+
+LONG, GIANT = 5, 11  # pool indices
+FLAGS = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--max-length",
+         "62", "--quiet"]
+
+
+def records() -> list[dict]:
+    """Short examples, one that fits the context alone but not beside two others, one that never fits."""
+    pool = [{"text": f"word {i}", "label": f"{i % 2}"} for i in range(20)]
+    pool[LONG]["text"] = "long " * 30 + "end"
+    pool[GIANT]["text"] = "huge " * 100 + "end"
+    return pool
+
+
+def always_zero(suffix: str) -> str:
+    return "0"  # right for the queries labelled 0, wrong for the others: scores vary
+
+
+def run(tmp_path: Path, name: str, backend=None, extra=()) -> tuple[list[dict], dict]:
+    out = tmp_path / name
+    pool = write_jsonl(tmp_path / "pool.jsonl", records())
+    val = write_jsonl(tmp_path / "val.jsonl", [{"text": f"query {i}", "label": f"{i % 2}"} for i in range(6)])
+    config = SelectConfig(pool, out=str(out), task="classification", n_demos=3, n_queries=2, max_length=62,
+                          val=val, quiet=True, **dict(extra))
+    select(config, backend=backend or FakeBackend(answer_fn=always_zero, max_length=62))
+    rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    return rows, json.loads((out / "run.json").read_text())
+
+
+def test_an_example_that_fits_only_alone_is_scored_and_one_that_never_fits_is_reported(tmp_path):
+    rows, info = run(tmp_path, "out")
+    scores = {r["index"]: r["score"] for r in rows}
+    assert scores[LONG] is not None and math.isfinite(scores[LONG])  # before: dropped, never shown, ranked last
+    assert scores[GIANT] is None
+    assert sum(s is None for s in scores.values()) == 1
+    assert len({round(s, 9) for s in scores.values() if s is not None}) > 5  # scores vary
+    assert info["unscored_examples"] == 1 and info["unscored_reasons"] == {"too long for the context": 1}
+    assert info["makeup_episodes"] >= 2
+    episodes = [json.loads(line) for line in (tmp_path / "out" / "episodes.jsonl").read_text().splitlines()]
+    makeups = [e for e in episodes if e["targets"]]
+    assert any(e["demos"] == [LONG] and not e["failed"] for e in makeups)
+    assert any(e["unfit"] == [GIANT] and e["reason"] == "no demonstration fits the context" for e in makeups)
+
+
+class PoisonBackend(FakeBackend):
+    """Every answer is unparseable (empty) when example 7 is among the demonstrations."""
+
+    def run_episodes(self, prompts, layer, max_new_tokens, stop=()):
+        results = super().run_episodes(prompts, layer, max_new_tokens, stop)
+        for prompt, result in zip(prompts, results):
+            if "word 7<" in prompt.prefix:
+                result.texts = [""] * len(result.texts)
+        return results
+
+
+def test_the_company_of_a_failing_example_is_scored_in_makeups(tmp_path):
+    rows, info = run(tmp_path, "out", PoisonBackend(answer_fn=always_zero, max_length=62), {"max_retries": 1})
+    unscored = [r["index"] for r in rows if r["score"] is None]
+    assert unscored == [7, GIANT]  # before: 7's episode-mates were left unscored too
+    assert info["unscored_reasons"] == {"every episode failed": 1, "too long for the context": 1}
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_makeups_do_not_depend_on_how_the_work_is_spread(tmp_path, count):
+    pool = write_jsonl(tmp_path / "pool.jsonl", records())
+    one = tmp_path / "one"
+    assert main(["select", pool, "--out", str(one), *FLAGS]) == 0
+    shards = []
+    for index in range(count):
+        shards.append(str(tmp_path / f"shard{index}"))
+        assert main(["select", pool, "--out", shards[-1], "--shard", f"{index}/{count}", *FLAGS]) == 0
+    merged = tmp_path / "merged"
+    assert main(["merge", *shards, "--out", str(merged), "--quiet"]) == 0
+    assert (merged / "scores.jsonl").read_bytes() == (one / "scores.jsonl").read_bytes()
+    info = json.loads((merged / "run.json").read_text())
+    assert info["makeup_episodes"] > 0 and info["unscored_examples"] == json.loads(
+        (one / "run.json").read_text())["unscored_examples"]
+
+
+def test_resume_in_the_middle_of_makeups_matches_an_uninterrupted_run(tmp_path):
+    pool = write_jsonl(tmp_path / "pool.jsonl", records())
+    one, cut = tmp_path / "one", tmp_path / "cut"
+    assert main(["select", pool, "--out", str(one), *FLAGS]) == 0
+    assert main(["select", pool, "--out", str(cut), *FLAGS]) == 0
+    lines = (cut / "episodes.jsonl").read_text().splitlines(keepends=True)
+    last_makeup = max(k for k, line in enumerate(lines) if json.loads(line)["targets"])
+    (cut / "episodes.jsonl").write_text("".join(lines[:last_makeup]))
+    run_file = cut / "run.json"
+    run_file.write_text(run_file.read_text().replace('"finished"', '"running"'))
+    assert main(["select", pool, "--out", str(cut), *FLAGS, "--resume"]) == 0
+    assert (cut / "scores.jsonl").read_bytes() == (one / "scores.jsonl").read_bytes()
+    assert json.loads(run_file.read_text())["played_episodes"] >= 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux: the peak is reset through /proc")
+def test_peak_memory_is_the_selections_own(tmp_path):
+    big = np.ones(400 * 2**20 // 8)  # 400 MB, touched
+    with open("/proc/self/status") as status:
+        during = next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS"))
+    del big
+    _, info = run(tmp_path, "out")
+    assert info["peak_rss_mb"] < during - 200  # before: the process's lifetime peak, the freed array included
