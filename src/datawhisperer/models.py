@@ -93,13 +93,20 @@ def _converted_dir(source: ModelSource) -> Path:
     return cache_dir() / "models" / f"{gguf.stem}-{key}"
 
 
-def local_weights(source: ModelSource, log=print) -> str:
-    """A directory transformers loads directly; converts (once) and caches a GGUF file."""
+def converted_weights(source: ModelSource) -> str | None:
+    """The directory transformers loads directly, if there is one already (a GGUF file converted earlier)."""
     if source.gguf is None:
         return source.path
     target = _converted_dir(source)
-    if (target / "config.json").exists():
-        return str(target)
+    return str(target) if (target / "config.json").exists() else None
+
+
+def local_weights(source: ModelSource, log=print) -> str:
+    """A directory transformers loads directly; converts (once) and caches a GGUF file."""
+    ready = converted_weights(source)
+    if ready is not None:
+        return ready
+    target = _converted_dir(source)
     log(f"converting {source.gguf} to safetensors once (cached in {target}) ...")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from ..models import ModelFiles, ModelSource, context_length_of, load_config
+from ..models import ModelFiles, ModelSource, context_length_of, converted_weights, load_config
 
 
 def read_config(source: ModelSource):
     """The config of a resolved model without loading its weights (a GGUF file's metadata is read directly)."""
-    if source.gguf is None:
-        return load_config(ModelFiles(source.name, source.path))
+    ready = converted_weights(source)
+    if ready is not None:
+        return load_config(ModelFiles(source.name, ready))
     from transformers import AutoConfig
 
     try:
