@@ -91,8 +91,11 @@ def test_unparseable_answers_fail_episodes_and_are_never_scored_zero(tmp_path):
                          task="classification", query_mode="multi", max_retries=1, n_demos=3, n_queries=2,
                          out=str(out), quiet=True)
     info = json.loads((out / "run.json").read_text())
-    assert info["episodes"] == 0 and info["failed_episodes"] == 8  # 4 planned, each re-drawn once
-    assert info["failure_reasons"] == {"numbered answers could not be parsed": 8}
+    # 4 planned episodes, each re-drawn once; then each of its 3 demonstrations gets make-up tries in new
+    # company (one target per make-up, given up after 1 + max_retries failures): 4 x (2 + 3 x 2)
+    assert info["episodes"] == 0 and info["failed_episodes"] == 32
+    assert info["failure_reasons"] == {"numbered answers could not be parsed": 32}
+    assert info["unscored_examples"] == 12 and info["unscored_reasons"] == {"every episode failed": 12}
     rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
     assert all(r["score"] is None for r in rows)
 
@@ -208,3 +211,19 @@ def test_unwritable_output_and_broken_model_are_one_line_errors(tmp_path, capsys
                    "--quiet") == 2
     err = capsys.readouterr().err
     assert "cannot load the model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_layer_outside_the_model_is_reported_before_any_weights_load(tmp_path, monkeypatch, capsys):
+    """A GGUF model is converted (its weights read) on first use: the config alone must catch --layer 999."""
+    from test_models import write_tiny_gguf
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DATAWHISPERER_CACHE", str(cache))
+    model = write_tiny_gguf(tmp_path / "tiny.gguf", layers=2)
+    pool = write_jsonl(tmp_path / "pool.jsonl", plural_records(12))
+    code = run_cli("select", pool, "--out", tmp_path / "out", "--model", model, "--layer", "999", "--quiet",
+                   "--task", "classification")
+    err = capsys.readouterr().err
+    assert code == 2 and "layer 999 is outside the model, which has 2 layers" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    assert not cache.exists() or not any(cache.rglob("*.safetensors"))  # nothing was converted

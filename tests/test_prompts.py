@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import CHATML, byte_tokenizer
 
-from datawhisperer.prompts import PromptBuilder, parse_numbered_answers
+from datawhisperer.prompts import PromptBuilder
 from datawhisperer.tasks import Example
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -72,19 +72,6 @@ def test_no_model_specific_tokens_in_the_code():
     source = (Path(__file__).parents[1] / "src" / "datawhisperer" / "prompts.py").read_text(encoding="utf-8")
     for token in ("<|im_start|>", "<|start_header_id|>", "[INST]", "<start_of_turn>"):
         assert token not in source
-
-
-@pytest.mark.parametrize("text,expected", [
-    ("[1] cats\n[2] boxes", ["cats", "boxes"]),
-    ("1. cats\n2) boxes", ["cats", "boxes"]),
-    ("Answer 1: cats\nAnswer 2: boxes", ["cats", "boxes"]),
-    ("Sure!\n[1] cats are many\nmore text\n[2] boxes\n[2] dup", ["cats are many\nmore text", "boxes"]),
-    ("[1] cats", None),
-    ("[1] cats\n[2]", None),
-    ("cats, boxes", None),
-])
-def test_parse_numbered_answers(text, expected):
-    assert parse_numbered_answers(text, 2) == expected
 
 
 @pytest.mark.parametrize("mode", ["single", "multi"])

@@ -176,20 +176,3 @@ def _unmark(text: str, n_demos: int) -> tuple[str, tuple[tuple[int, int], ...]]:
             raise UserError(f"the chat template dropped demonstration {d}; cannot locate it in the prompt")
         spans.append((bounds[(d, False)], bounds[(d, True)]))
     return "".join(pieces), tuple(spans)
-
-
-_NUMBERED = re.compile(r"^[ \t>*#-]*(?:\[(\d+)\]|\(?(\d+)[.):]|answer\s*(\d+)\s*[:.-])[ \t]*", re.IGNORECASE | re.MULTILINE)
-
-
-def parse_numbered_answers(text: str, n: int) -> list[str] | None:
-    """Split '[1] a\\n[2] b' (or '1. a', '1) a', 'Answer 1: a') into n answers; None if any is missing."""
-    found: dict[int, str] = {}
-    matches = list(_NUMBERED.finditer(text))
-    for k, match in enumerate(matches):
-        number = int(next(g for g in match.groups() if g is not None))
-        end = matches[k + 1].start() if k + 1 < len(matches) else len(text)
-        if 1 <= number <= n and number not in found:
-            found[number] = text[match.end():end].strip()
-    if len(found) != n or not all(found.values()):
-        return None
-    return [found[k] for k in range(1, n + 1)]

@@ -224,8 +224,8 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
         if out is not None and out.exists() and not out.is_dir():
             raise UserError(f"--out {out} exists and is not a directory")
         backend_cls = BACKENDS.get(config.backend) if backend is None else None
-        if hasattr(backend_cls, "preflight"):  # cheap checks (model path) before touching --out
-            backend_cls.preflight(model=config.model)
+        if hasattr(backend_cls, "preflight"):  # cheap checks (model, layer, length) before any weights load
+            backend_cls.preflight(model=config.model, layer=config.layer, max_length=config.max_length)
         if out is not None and topology.owns_output:
             check_directory(out, prepared.fingerprint, config.resume, config.overwrite)
             if out.is_dir():

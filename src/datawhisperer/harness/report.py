@@ -84,7 +84,7 @@ def selection_report(run_dir: Path, n_examples: int) -> str:
         by_slot: dict[int, list[float]] = {}
         for line in episodes_file.read_text(encoding="utf-8").splitlines():
             episode = json.loads(line)
-            if not episode.get("failed"):
+            if episode.get("weights"):  # attention is measured whether or not the answers could be scored
                 for slot, weight in enumerate(episode["weights"]):
                     by_slot.setdefault(slot, []).append(weight)
         if by_slot:
