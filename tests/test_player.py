@@ -3,6 +3,8 @@
 import json
 import re
 
+from conftest import assert_varied
+
 from datawhisperer.backends.fake import FakeBackend
 from datawhisperer.config import SelectConfig
 from datawhisperer.player import EpisodePlayer
@@ -89,3 +91,16 @@ def test_an_answer_cut_at_the_token_limit_fails_its_episode_and_is_redrawn(tmp_p
     assert all((e["episode"], e["attempt"] + 1) in keys for e in cut)  # re-drawn
     scores = [s for e in episodes if not e["failed"] for s in e["query_scores"]]
     assert 0.0 in scores and 1.0 in scores
+
+
+def test_a_cut_free_text_answer_is_scored_as_generated(tmp_path):
+    """ROUGE-L scores what was generated: a free-text answer cut at the limit is a partial answer, not a failure."""
+    out = tmp_path / "out"
+    records = [{"question": r["question"], "answer": r["answer"]} for r in math_records()]
+    select(SelectConfig(task="math", metric="rouge_l", n_demos=3, n_queries=2, max_new_tokens=64, quiet=True,
+                        query_source="rest", out=str(out)),
+           records, TruncatingBackend(answer_fn=_right_unless_divisible_by_three))
+    episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    cut = [e for e in episodes if any(q % 4 == 1 for q in e["queries"])]
+    assert cut and not any(e["failed"] for e in episodes)
+    assert_varied([s for e in episodes for s in e["query_scores"]])

@@ -47,7 +47,19 @@ def _numbers_agree(predicted: float | None, reference: str) -> float | None:
     return float(abs(predicted - gold) <= 1e-6 * max(1.0, abs(gold)))
 
 
+def needs_complete_answer(metric: Metric) -> Metric:
+    """Mark a metric whose score means nothing for an answer cut at the token limit (a final number, an exact
+    string): such an answer is unparseable for it. Free-text metrics (ROUGE-L) score what was generated."""
+    metric.needs_complete_answer = True  # type: ignore[attr-defined]
+    return metric
+
+
+def wants_complete_answers(metric: Metric) -> bool:
+    return bool(getattr(metric, "needs_complete_answer", False))
+
+
 @METRICS.register("numeric_match")
+@needs_complete_answer
 def numeric_match(prediction: str, reference: str) -> float | None:
     """1.0 when the final numbers agree (to 1e-6 relative); None when the prediction gives no final answer.
 
@@ -59,6 +71,7 @@ def numeric_match(prediction: str, reference: str) -> float | None:
 
 
 @METRICS.register("last_number_match")
+@needs_complete_answer
 def last_number_match(prediction: str, reference: str) -> float | None:
     """numeric_match that falls back to the prediction's last number when it has no '####'
     (lm-evaluation-harness's "flexible extract"); None when it holds no number at all."""
@@ -72,6 +85,7 @@ def normalize_text(text: str) -> str:
 
 
 @METRICS.register("exact_match")
+@needs_complete_answer
 def exact_match(prediction: str, reference: str) -> float:
     return float(normalize_text(prediction) == normalize_text(reference))
 

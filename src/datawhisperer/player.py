@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from .answers import parse_numbered_answers
 from .checkpoint import EpisodeLog
 from .episodes import Episode
+from .metrics import wants_complete_answers
 from .prompts import PromptBuilder
 from .scoring import EpisodeOutcome, normalise
 from .tasks import Example
@@ -121,7 +122,8 @@ class EpisodePlayer:
             if config.query_mode == "multi":
                 outcome.answers = list(result.texts)
                 answers = parse_numbered_answers(result.texts[0], len(queries))
-            if any(result.truncated or ()):  # a cut answer is not the model's answer: unparseable, not 0
+            if any(result.truncated or ()) and wants_complete_answers(self.prepared.metric):
+                # a cut answer has no final answer yet: unparseable, not 0
                 outcome.answers = list(result.texts)
                 outcome.failed, outcome.reason = True, "an answer hit the token limit"
             elif answers is None:
