@@ -36,7 +36,7 @@ def test_captured_weights_equal_eager_output_attentions(arch, layer):
     tokenizer = byte_tokenizer()
     backend = HFBackend(preloaded=(tiny_model(arch, tokenizer), tokenizer), layer=layer, device="cpu")
     prompt = PromptBuilder(tokenizer, "Pluralise.", "single").build(DEMOS, QUERIES)
-    result = backend.run_episode(prompt, layer, max_new_tokens=2)
+    [result] = backend.generate([prompt], max_new_tokens=2)
     encoded = encode_episode(tokenizer, prompt)
     prefix_ids, spans = encoded.prefix, encoded.demo_spans
     assert [hi - lo for lo, hi in spans] == result.demo_tokens
@@ -59,7 +59,7 @@ def test_capture_runs_only_in_the_chosen_layer_and_sdpa_elsewhere(monkeypatch):
     backend = HFBackend(preloaded=(tiny_model("llama", tokenizer), tokenizer), layer=1, device="cpu")
     assert backend.model.config._attn_implementation == attention.ATTN_IMPLEMENTATION
     prompt = PromptBuilder(tokenizer, "Pluralise.", "single").build(DEMOS, QUERIES)
-    backend.run_episode(prompt, 1, max_new_tokens=3)
+    backend.generate([prompt], max_new_tokens=3)
     assert len(calls) == 1  # one layer, one (prefill) forward; decoding steps capture nothing
 
 

@@ -33,9 +33,9 @@ class RecordingBackend(FakeBackend):
         super().__init__(**kwargs)
         self.budgets = []
 
-    def run_episodes(self, prompts, layer, max_new_tokens, stop=()):
+    def generate(self, prompts, max_new_tokens, stop=()):
         self.budgets.append(max_new_tokens)
-        return super().run_episodes(prompts, layer, max_new_tokens, stop)
+        return super().generate(prompts, max_new_tokens, stop)
 
 
 def player_for(backend, records, **options) -> EpisodePlayer:
@@ -67,8 +67,8 @@ def test_multi_mode_scores_chain_of_thought_answers():
 class TruncatingBackend(FakeBackend):
     """Reports the answers to 'What is i plus ...' with i = 1 mod 4 as cut at the token limit."""
 
-    def run_episodes(self, prompts, layer, max_new_tokens, stop=()):
-        results = super().run_episodes(prompts, layer, max_new_tokens, stop)
+    def generate(self, prompts, max_new_tokens, stop=()):
+        results = super().generate(prompts, max_new_tokens, stop)
         for prompt, result in zip(prompts, results):
             result.truncated = [int(re.search(r"What is (\d+) plus", s).group(1)) % 4 == 1 for s in prompt.suffixes]
         return results

@@ -60,8 +60,8 @@ def test_an_example_that_fits_only_alone_is_scored_and_one_that_never_fits_is_re
 class PoisonBackend(FakeBackend):
     """Every answer is unparseable (empty) when example 7 is among the demonstrations."""
 
-    def run_episodes(self, prompts, layer, max_new_tokens, stop=()):
-        results = super().run_episodes(prompts, layer, max_new_tokens, stop)
+    def generate(self, prompts, max_new_tokens, stop=()):
+        results = super().generate(prompts, max_new_tokens, stop)
         for prompt, result in zip(prompts, results):
             if "word 7<" in prompt.prefix:
                 result.texts = [""] * len(result.texts)

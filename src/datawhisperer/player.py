@@ -38,7 +38,6 @@ class EpisodePlayer:
         self.builder = PromptBuilder(backend.tokenizer, config.instruction or prepared.task.instruction,
                                      config.query_mode)
         self.stop = tuple(prepared.task.stop) + self.builder.stop
-        self.layer = backend.layer
         self.played = 0
         self.answer_budget = self._answer_budget(prepared.max_new_tokens, prepared.plan.n_queries)
 
@@ -100,10 +99,10 @@ class EpisodePlayer:
         if prompts:
             if config.scoring == "likelihood":
                 # the answer's first max_new_tokens tokens: the span generation would have produced
-                results = self.backend.score_answers_batch(prompts, [[q.answer for q in qs] for qs in queries],
-                                                           self.layer, self.prepared.max_new_tokens)
+                results = self.backend.score(prompts, [[q.answer for q in qs] for qs in queries],
+                                             self.prepared.max_new_tokens)
             else:
-                results = self.backend.run_episodes(prompts, self.layer, self.answer_budget, self.stop)
+                results = self.backend.generate(prompts, self.answer_budget, self.stop)
             for outcome, result, episode_queries in zip(playable, results, queries):
                 self._record(outcome, result, episode_queries)
         seconds = (time.perf_counter() - start) / len(episodes)

@@ -127,7 +127,8 @@ def test_sequences_are_the_joint_tokenization_and_fit_the_window(family):
 @pytest.mark.parametrize("layer", [0, 1, 2])
 def test_recorded_attention_equals_eager_output_attentions_on_the_exact_tokens(family, layer):
     _, backend, prompts = family
-    results = backend.run_episodes(prompts, layer, max_new_tokens=3)  # two episodes in one batch: padding
+    backend = HFBackend(preloaded=(backend.model, backend.tokenizer), device="cpu", layer=layer)  # the layer read
+    results = backend.generate(prompts, max_new_tokens=3)  # two episodes in one batch: padding
     for prompt, result in zip(prompts, results):
         encoded = encode_episode(backend.tokenizer, prompt)
         assert result.demo_tokens == [hi - lo for lo, hi in encoded.demo_spans]
@@ -143,7 +144,7 @@ def test_recorded_attention_equals_eager_output_attentions_on_the_exact_tokens(f
 def test_likelihood_equals_a_plain_forward_pass_over_the_joint_text(family):
     _, backend, prompts = family
     answers = [q.answer for q in QUERIES]
-    results = backend.score_answers_batch(prompts, [answers, answers], backend.layer)
+    results = backend.score(prompts, [answers, answers])
     for prompt, result in zip(prompts, results):
         for k, (suffix, answer) in enumerate(zip(prompt.suffixes, answers)):
             query_text = prompt.prefix + suffix
@@ -158,7 +159,7 @@ def test_likelihood_equals_a_plain_forward_pass_over_the_joint_text(family):
 
 def test_generation_equals_model_generate_on_the_joint_tokens(family):
     _, backend, prompts = family
-    results = backend.run_episodes(prompts, backend.layer, max_new_tokens=6)
+    results = backend.generate(prompts, max_new_tokens=6)
     model, tokenizer = backend.model, backend.tokenizer
     implementation = model.config._attn_implementation
     model.set_attn_implementation("eager")

@@ -2,6 +2,7 @@ import pytest
 import torch
 from conftest import byte_tokenizer, tiny_model
 
+from datawhisperer.backends import Backend
 from datawhisperer.backends.hf import HFBackend
 from datawhisperer.errors import UserError
 from datawhisperer.prompts import PromptBuilder
@@ -20,7 +21,7 @@ def backend():
 
 def test_greedy_answers_with_shared_prefix_equal_generate(backend):
     prompt = PromptBuilder(backend.tokenizer, "Pluralise.", "single").build(DEMOS, QUERIES)
-    result = backend.run_episode(prompt, backend.layer, max_new_tokens=12)
+    [result] = backend.generate([prompt], max_new_tokens=12)
     model, tokenizer = backend.model, backend.tokenizer
     for text, suffix in zip(result.texts, prompt.suffixes):
         ids = tokenizer(prompt.prefix, add_special_tokens=False)["input_ids"] + \
@@ -34,17 +35,17 @@ def test_greedy_answers_with_shared_prefix_equal_generate(backend):
 
 def test_stop_strings_cut_the_answer(backend):
     prompt = PromptBuilder(backend.tokenizer, "Pluralise.", "single").build(DEMOS, QUERIES[:1])
-    [free] = backend.run_episode(prompt, backend.layer, max_new_tokens=10).texts
+    [free] = backend.generate([prompt], max_new_tokens=10)[0].texts
     if len(free) >= 4:
         stop = free[2:4]
-        [cut] = backend.run_episode(prompt, backend.layer, max_new_tokens=10, stop=(stop,)).texts
+        [cut] = backend.generate([prompt], max_new_tokens=10, stop=(stop,))[0].texts
         assert stop not in cut and free.startswith(cut)
 
 
 def test_likelihood_scores_are_the_gold_answer_mean_token_probability(backend):
     prompt = PromptBuilder(backend.tokenizer, "Pluralise.", "single").build(DEMOS, QUERIES)
     answers = [q.answer for q in QUERIES]
-    result = backend.score_answers(prompt, answers, backend.layer)
+    [result] = backend.score([prompt], [answers])
     tokenizer, model = backend.tokenizer, backend.model
     prefix = tokenizer(prompt.prefix, add_special_tokens=False)["input_ids"]
     for score, suffix, answer in zip(result.token_scores, prompt.suffixes, answers):
@@ -57,7 +58,7 @@ def test_likelihood_scores_are_the_gold_answer_mean_token_probability(backend):
         expected = probs.gather(-1, torch.tensor(gold).unsqueeze(-1)).mean()
         assert score == pytest.approx(float(expected), abs=1e-5)
     # attention in likelihood mode counts the query tokens only, as in generation
-    generated = backend.run_episode(prompt, backend.layer, max_new_tokens=1)
+    [generated] = backend.generate([prompt], max_new_tokens=1)
     assert result.demo_mass == pytest.approx(generated.demo_mass, abs=1e-4)
 
 
@@ -102,14 +103,33 @@ def test_episodes_batched_together_compute_what_each_computes_alone(backend):
             Example((("user", "x"),), "xs")]
     prompts = [builder.build(DEMOS, QUERIES), builder.build(more + DEMOS, QUERIES[:1]), builder.build(DEMOS[:1],
                                                                                                      QUERIES[1:])]
-    together = backend.run_episodes(prompts, backend.layer, max_new_tokens=6)
+    together = backend.generate(prompts, max_new_tokens=6)
     for prompt, batched in zip(prompts, together):
-        alone = backend.run_episode(prompt, backend.layer, max_new_tokens=6)
+        [alone] = backend.generate([prompt], max_new_tokens=6)
         assert batched.texts == alone.texts and batched.demo_tokens == alone.demo_tokens
         assert batched.demo_mass == pytest.approx(alone.demo_mass, abs=1e-4)
     answers = [[q.answer for q in QUERIES], [QUERIES[0].answer], [q.answer for q in QUERIES[1:]]]
-    scored = backend.score_answers_batch(prompts, answers, backend.layer)
+    scored = backend.score(prompts, answers)
     for prompt, episode_answers, batched in zip(prompts, answers, scored):
-        alone = backend.score_answers(prompt, episode_answers, backend.layer)
+        [alone] = backend.score([prompt], [episode_answers])
         assert batched.token_scores == pytest.approx(alone.token_scores, abs=1e-5)
         assert batched.demo_mass == pytest.approx(alone.demo_mass, abs=1e-4)
+
+
+def test_the_backend_is_the_interface(backend):
+    from datawhisperer.backends.fake import FakeBackend
+
+    assert isinstance(backend, Backend) and isinstance(FakeBackend(), Backend)
+
+
+def test_loglikelihood_is_the_continuation_log_probability(backend):
+    tokenizer, model = backend.tokenizer, backend.model
+    requests = [("<|im_start|>user\ncat<|im_end|>\n", "cats"), ("", "a bus stop"), ("dog ", "dogs and foxes")]
+    for (total, n), (context, continuation) in zip(backend.loglikelihood(requests), requests):
+        ids = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+        start = max(1, len(tokenizer(context, add_special_tokens=False)["input_ids"]))  # one token per byte
+        with torch.no_grad():
+            logprobs = model(torch.tensor([ids])).logits[0].float().log_softmax(-1)
+        expected = logprobs[start - 1:-1].gather(-1, torch.tensor(ids[start:]).unsqueeze(-1)).sum()
+        assert n == len(ids) - start and total == pytest.approx(float(expected), abs=1e-4)
+

@@ -1,10 +1,9 @@
 """GraNd's score is the gradient norm of the answer's loss, also when the prompt must be truncated."""
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 
+from datawhisperer.backends.hf import HFBackend
 from datawhisperer.baselines import MethodContext
 from datawhisperer.baselines.grand import grand_scores
 from datawhisperer.prompts import PromptBuilder
@@ -45,7 +44,7 @@ def test_grand_scores_the_answer_also_when_the_prompt_is_truncated():
     builder = PromptBuilder(tokenizer, INSTRUCTION, "single")
     lengths = [len(tokenizer("".join(builder.render_completion(e)))["input_ids"]) for e in examples]
     assert lengths[0] <= MAX_LENGTH < lengths[1]
-    backend = SimpleNamespace(model=model, tokenizer=tokenizer, max_length=MAX_LENGTH, device="cpu")
+    backend = HFBackend(preloaded=(model, tokenizer), max_length=MAX_LENGTH, device="cpu")
     context = MethodContext(examples, INSTRUCTION, seed=0, load_backend=lambda: backend, options={"quiet": True})
     scores = grand_scores(context)
     expected = [_answer_gradient_norm(model, tokenizer, e) for e in examples]

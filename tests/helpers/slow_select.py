@@ -13,9 +13,9 @@ from datawhisperer.backends.fake import FakeBackend
 class SlowFakeBackend(FakeBackend):
     """The default fake's answers and attention (so the run equals a CLI run), one episode at a time, slowly."""
 
-    def run_episode(self, prompt, layer, max_new_tokens, stop=()):
-        time.sleep(float(sys.argv[3]))
-        return super().run_episode(prompt, layer, max_new_tokens, stop)
+    def generate(self, prompts, max_new_tokens, stop=()):
+        time.sleep(float(sys.argv[3]) * len(prompts))
+        return super().generate(prompts, max_new_tokens, stop)
 
 
 if __name__ == "__main__":

@@ -34,33 +34,35 @@ class EpisodeResult:
 
 @runtime_checkable
 class Backend(Protocol):
+    """A model as every caller sees it: the runner plays episodes with `generate` or `score`, the baselines use
+    `score`, `loglikelihood` and `gradient_norms`. Every method takes a batch; the layer whose attention is
+    read is chosen when the backend is built."""
+
     name: str
-    tokenizer: Any  # has apply_chat_template (used by PromptBuilder)
+    tokenizer: Any  # has apply_chat_template (used by PromptBuilder) and, for real models, __call__
+    layer: int  # the 0-based layer whose attention to the demonstrations is read
     num_layers: int
-    max_length: int
-    description: dict
+    max_length: int  # the longest sequence (prompt and answer) one row may hold
+    description: dict  # what run.json records about the model
 
     def count_tokens(self, text: str) -> int: ...
 
-    def run_episode(self, prompt: EpisodePrompt, layer: int, max_new_tokens: int,
-                    stop: tuple[str, ...] = ()) -> EpisodeResult:
-        """Greedy answers for every suffix after the shared prefix, with the layer's demo attention."""
+    def generate(self, prompts: list[EpisodePrompt], max_new_tokens: int,
+                 stop: tuple[str, ...] = ()) -> list[EpisodeResult]:
+        """Per episode: greedy answers for every suffix after the shared prefix (`texts`, `truncated`), with the
+        layer's attention to each demonstration. Each result equals what its episode yields alone."""
 
-    def run_episodes(self, prompts: list[EpisodePrompt], layer: int, max_new_tokens: int,
-                     stop: tuple[str, ...] = ()) -> list[EpisodeResult]:
-        """Several episodes in one batch; each result must equal what run_episode gives for it alone."""
-
-    def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int,
-                      max_answer_tokens: int | None = None) -> EpisodeResult:
-        """Teacher-forced: each suffix followed by its gold answer (its first max_answer_tokens tokens);
-        mean token probability, same attention."""
-
-    def score_answers_batch(self, prompts: list[EpisodePrompt], answers: list[list[str]], layer: int,
-                            max_answer_tokens: int | None = None) -> list[EpisodeResult]:
-        """score_answers for several episodes in one batch."""
+    def score(self, prompts: list[EpisodePrompt], answers: list[list[str]],
+              max_answer_tokens: int | None = None) -> list[EpisodeResult]:
+        """Per episode: each suffix followed by its gold answer (its first max_answer_tokens tokens), teacher-
+        forced: `token_scores` and `token_logprobs`, with the same attention as `generate`."""
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, int]]:
         """For each (context, continuation): the continuation's summed log-probability and token count."""
+
+    def gradient_norms(self, requests: list[tuple[str, str]]) -> list[float]:
+        """For each (context, continuation): the norm of the gradient of the continuation's mean loss over every
+        weight (GraNd); an over-long context loses its start."""
 
 
 BACKENDS: Registry = Registry("backend")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import jinja2
 import numpy as np
 
-from ..config import resolve_layer
+from ..models import resolve_layer
 from ..prompts import PLAIN_TEMPLATE, EpisodePrompt
 from .base import EpisodeResult
 
@@ -130,30 +130,30 @@ class FakeBackend:
                          for suffix in prompt.suffixes], dtype=np.float64).reshape(len(prompt.suffixes), len(demos))
         return mass, tokens
 
-    def run_episode(self, prompt: EpisodePrompt, layer: int, max_new_tokens: int,
-                    stop: tuple[str, ...] = ()) -> EpisodeResult:
-        mass, tokens = self._attention(prompt)
-        cut = [cut_answer(self._answer(prompt, suffix), max_new_tokens, stop) for suffix in prompt.suffixes]
-        return EpisodeResult(mass, tokens, texts=[text for text, _ in cut], truncated=[flag for _, flag in cut],
-                             prompt_tokens=self.count_tokens(prompt.prefix))
+    def generate(self, prompts: list[EpisodePrompt], max_new_tokens: int,
+                 stop: tuple[str, ...] = ()) -> list[EpisodeResult]:
+        results = []
+        for prompt in prompts:
+            mass, tokens = self._attention(prompt)
+            cut = [cut_answer(self._answer(prompt, suffix), max_new_tokens, stop) for suffix in prompt.suffixes]
+            results.append(EpisodeResult(mass, tokens, texts=[text for text, _ in cut],
+                                         truncated=[flag for _, flag in cut],
+                                         prompt_tokens=self.count_tokens(prompt.prefix)))
+        return results
 
-    def run_episodes(self, prompts: list[EpisodePrompt], layer: int, max_new_tokens: int,
-                     stop: tuple[str, ...] = ()) -> list[EpisodeResult]:
-        return [self.run_episode(p, layer, max_new_tokens, stop) for p in prompts]
-
-    def score_answers_batch(self, prompts: list[EpisodePrompt], answers: list[list[str]], layer: int,
-                            max_answer_tokens: int | None = None) -> list[EpisodeResult]:
-        return [self.score_answers(p, a, layer, max_answer_tokens) for p, a in zip(prompts, answers)]
-
-    def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int,
-                      max_answer_tokens: int | None = None) -> EpisodeResult:
-        if max_answer_tokens:
-            answers = [" ".join(a.split()[:max_answer_tokens]) for a in answers]
-        mass, tokens = self._attention(prompt)
-        scores = [0.01 + 0.98 * _stable_unit(prompt.prefix + suffix + answer)
-                  for suffix, answer in zip(prompt.suffixes, answers)]
-        return EpisodeResult(mass, tokens, token_scores=scores, token_logprobs=[float(np.log(s)) for s in scores],
-                             prompt_tokens=self.count_tokens(prompt.prefix))
+    def score(self, prompts: list[EpisodePrompt], answers: list[list[str]],
+              max_answer_tokens: int | None = None) -> list[EpisodeResult]:
+        results = []
+        for prompt, episode_answers in zip(prompts, answers):
+            if max_answer_tokens:
+                episode_answers = [" ".join(a.split()[:max_answer_tokens]) for a in episode_answers]
+            mass, tokens = self._attention(prompt)
+            scores = [0.01 + 0.98 * _stable_unit(prompt.prefix + suffix + answer)
+                      for suffix, answer in zip(prompt.suffixes, episode_answers)]
+            results.append(EpisodeResult(mass, tokens, token_scores=scores,
+                                         token_logprobs=[float(np.log(s)) for s in scores],
+                                         prompt_tokens=self.count_tokens(prompt.prefix)))
+        return results
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, int]]:
         """A deterministic stand-in: -(words) x a hash-derived per-word loss."""
@@ -162,3 +162,8 @@ class FakeBackend:
             n = max(1, self.count_tokens(continuation))
             results.append((-n * (0.5 + _stable_unit(context + "|" + continuation)), n))
         return results
+
+    def gradient_norms(self, requests: list[tuple[str, str]]) -> list[float]:
+        """A deterministic stand-in: (1 + words of the continuation) x a hash-derived factor."""
+        return [(1 + self.count_tokens(continuation)) * (0.5 + _stable_unit("grad|" + context + "|" + continuation))
+                for context, continuation in requests]

@@ -16,33 +16,29 @@ from dataclasses import dataclass
 import torch
 
 from .. import attention
-from ..config import resolve_layer
 from ..errors import UserError
-from ..models import load_config, load_model, model_files, num_layers_of, resolve_model
+from ..models import load_config, load_model, model_files, num_layers_of, resolve_layer, resolve_model
 from ..prompts import EpisodePrompt
 from .base import EpisodeResult
+from .causal_lm import (
+    continuation_logprobs,
+    end_token_ids,
+    gradient_norms,
+    pad_id_of,
+    pick_device,
+    pick_dtype,
+)
 from .model_config import read_config, sliding_window_of, usable_length
 from .packing import answer_scores, logits_only_at, pack
-from .tokens import EncodedEpisode, common_prefix_length, encode_episode
+from .tokens import EncodedEpisode, common_prefix_length, completion_ids, encode_episode
 
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        return torch.device("cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but no CUDA device is available")
-    return torch.device(device)
-
-
-def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, dtype)
+LOGLIKELIHOOD_BATCH = 8  # sequences per forward pass in loglikelihood
 
 
 class HFBackend:
+    """The `Backend` interface (base.py) over a transformers causal LM; `model`, `device`, `pad_id`, `eos_ids`
+    and `timing` are this backend's own, for its tests and benchmarks/speed.py."""
+
     name = "hf"
 
     def __init__(self, model: str | None = None, device: str = "auto", dtype: str = "auto",
@@ -70,8 +66,8 @@ class HFBackend:
             raise UserError("the model's tokenizer has no fast (Rust) version; token offsets are needed")
         forward_params = inspect.signature(self.model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in forward_params else "past_key_values"  # renamed in 5.x
-        self.pad_id = self._pad_id()
-        self.eos_ids = self._eos_ids()
+        self.pad_id = pad_id_of(self.tokenizer)
+        self.eos_ids = set(end_token_ids(self.model, self.tokenizer))
         self.timing = {"prefill_seconds": 0.0, "prefill_tokens": 0, "decode_seconds": 0.0, "decode_steps": 0}
         self.description = {"model": self.source_name, "architecture": type(self.model).__name__,
                             "num_layers": self.num_layers, "layer": self.layer, "device": str(self.device),
@@ -88,26 +84,13 @@ class HFBackend:
         resolve_layer(layer, num_layers_of(config))
         usable_length(config, max_length)
 
-    def _pad_id(self) -> int:
-        for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0):
-            if candidate is not None:
-                return int(candidate)
-        return 0
-
-    def _eos_ids(self) -> set[int]:
-        ids = set()
-        for source in (getattr(self.model, "generation_config", None), self.model.config, self.tokenizer):
-            value = getattr(source, "eos_token_id", None)
-            ids.update(value if isinstance(value, (list, tuple, set)) else [value] if value is not None else [])
-        return {int(i) for i in ids}
-
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     # --- episodes ---------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def _prefill(self, encoded: list[EncodedEpisode], layer: int) -> _Prefilled:
+    def _prefill(self, encoded: list[EncodedEpisode]) -> _Prefilled:
         """Prefixes once each, then every suffix of every episode together, capturing the layer's attention.
 
         Row layout: [left padding, prefix of its episode, padding, suffix]; the mask hides the padding and
@@ -149,7 +132,7 @@ class HFBackend:
             query_rows[row, width - len(ids):] = 1.0
             for d, (lo, hi) in enumerate(episode.demo_spans):
                 column_map[row, width_prefix - prefix_len + lo: width_prefix - prefix_len + hi, d] = 1.0
-        request = attention.CaptureRequest(layer, column_map, query_rows)
+        request = attention.CaptureRequest(self.layer, column_map, query_rows)
         with attention.capture(request):
             out = self.model(input_ids.to(self.device), attention_mask=mask.to(self.device),
                              position_ids=positions.to(self.device), use_cache=True, logits_to_keep=1,
@@ -164,13 +147,13 @@ class HFBackend:
         self.timing["prefill_tokens"] += sum(r.prompt_tokens for r in results)
         return _Prefilled(out.logits, cache, mask, positions[:, -1], owner, results)
 
-    def run_episodes(self, prompts: list[EpisodePrompt], layer: int, max_new_tokens: int,
-                     stop: tuple[str, ...] = ()) -> list[EpisodeResult]:
+    def generate(self, prompts: list[EpisodePrompt], max_new_tokens: int,
+                 stop: tuple[str, ...] = ()) -> list[EpisodeResult]:
         """Greedy answers for several episodes in one batch (each row computes what it would alone)."""
         encoded = [encode_episode(self.tokenizer, p) for p in prompts]
         results: list[EpisodeResult] = []
         for batch in self._window_batches(encoded, max_new_tokens):
-            state = self._prefill(batch, layer)
+            state = self._prefill(batch)
             texts, truncated = self._greedy(state.logits[:, -1], state.cache, state.mask.to(self.device),
                                             state.last_positions.to(self.device), max_new_tokens, stop)
             for e, result in enumerate(state.results):
@@ -193,10 +176,6 @@ class HFBackend:
             else:
                 batches.append([episode])
         return batches
-
-    def run_episode(self, prompt: EpisodePrompt, layer: int, max_new_tokens: int,
-                    stop: tuple[str, ...] = ()) -> EpisodeResult:
-        return self.run_episodes([prompt], layer, max_new_tokens, stop)[0]
 
     @torch.inference_mode()
     def _greedy(self, logits, cache, mask, last_pos, max_new_tokens: int,
@@ -238,8 +217,8 @@ class HFBackend:
         return texts, truncated
 
     @torch.inference_mode()
-    def score_answers_batch(self, prompts: list[EpisodePrompt], answers: list[list[str]], layer: int,
-                            max_answer_tokens: int | None = None) -> list[EpisodeResult]:
+    def score(self, prompts: list[EpisodePrompt], answers: list[list[str]],
+              max_answer_tokens: int | None = None) -> list[EpisodeResult]:
         """Each suffix followed by its gold answer, teacher-forced: the mean probability (and mean log-probability)
         of the answer's tokens, from the same pass that yields the attention (which counts query tokens only).
         Episodes are packed one per row (see packing.py). max_answer_tokens: score only the answer's first
@@ -248,7 +227,7 @@ class HFBackend:
         episodes = [encode_episode(self.tokenizer, prompt, episode_answers, max_answer_tokens)
                     for prompt, episode_answers in zip(prompts, answers)]
         batch = pack(episodes, self.pad_id)
-        request = attention.CaptureRequest(layer, batch.column_map, batch.segment_weights)
+        request = attention.CaptureRequest(self.layer, batch.column_map, batch.segment_weights)
         with attention.capture(request), attention.packed(batch.layout), logits_only_at(self.model,
                                                                                          batch.answer_columns):
             logits = self.model(batch.input_ids.to(self.device), attention_mask=batch.mask.to(self.device),
@@ -264,48 +243,21 @@ class HFBackend:
         self.timing["prefill_tokens"] += sum(e.length for e in episodes)
         return results
 
-    def score_answers(self, prompt: EpisodePrompt, answers: list[str], layer: int,
-                      max_answer_tokens: int | None = None) -> EpisodeResult:
-        return self.score_answers_batch([prompt], [answers], layer, max_answer_tokens)[0]
-
-    def loglikelihood(self, requests: list[tuple[str, str]], batch_size: int = 8) -> list[tuple[float, int]]:
-        """Summed log-probability of each continuation after its context."""
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, int]]:
+        """Summed log-probability of each continuation after its context (an over-long sequence loses its end)."""
         sequences = []
         for context, continuation in requests:
             ctx = self.tokenizer(context, add_special_tokens=False)["input_ids"] if context else []
             full = self.tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
             start = max(1, common_prefix_length(ctx, full))  # the first token has nothing to predict it
             sequences.append((full[: self.max_length], min(start, self.max_length)))
-        return continuation_logprobs(self.model, sequences, self.pad_id, self.device, batch_size)
+        return continuation_logprobs(self.model, sequences, self.pad_id, self.device, LOGLIKELIHOOD_BATCH)
 
-
-@torch.inference_mode()
-def continuation_logprobs(model, sequences: list[tuple[list[int], int]], pad_id: int, device,
-                          batch_size: int = 8) -> list[tuple[float, int]]:
-    """For each (token ids, start): the summed log-probability of ids[start:] and its length.
-    Right-padded batches of similar lengths."""
-    results: list[tuple[float, int]] = [(0.0, 0)] * len(sequences)
-    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i][0]))
-    for begin in range(0, len(order), batch_size):
-        rows = order[begin: begin + batch_size]
-        width = max(len(sequences[i][0]) for i in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):
-            tokens = sequences[i][0]
-            ids[r, : len(tokens)] = torch.tensor(tokens)
-            mask[r, : len(tokens)] = 1
-        # logits only where a continuation token is predicted: the vocabulary projection is costly
-        first = min(max(sequences[i][1], 1) - 1 for i in rows)
-        keep = torch.arange(first, width - 1, device=device)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=keep).logits.float()
-        targets = ids[:, first + 1:].to(device).unsqueeze(-1)
-        logprobs = logits.log_softmax(-1).gather(-1, targets)[..., 0]
-        for r, i in enumerate(rows):
-            tokens, start = sequences[i]
-            picked = logprobs[r, max(start, 1) - 1 - first: len(tokens) - 1 - first]
-            results[i] = (float(picked.sum()), int(picked.numel()))
-    return results
+    def gradient_norms(self, requests: list[tuple[str, str]]) -> list[float]:
+        """GraNd's norms on the sequences fine-tuning trains on (an over-long context loses its start)."""
+        sequences = [completion_ids(self.tokenizer, context, continuation, self.max_length)
+                     for context, continuation in requests]
+        return gradient_norms(self.model, sequences, self.device)
 
 
 @dataclass

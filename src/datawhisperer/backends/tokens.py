@@ -69,6 +69,19 @@ def encode_episode(tokenizer, prompt: EpisodePrompt, answers: list[str] | None =
     return EncodedEpisode(ids[0][:shared], demo_spans, suffixes, query_lengths)
 
 
+def completion_ids(tokenizer, context: str, continuation: str, max_length: int) -> tuple[list[int], int]:
+    """Token ids of context + continuation as one text, and where the continuation starts: the first token
+    not shared with the context's own tokenization. Over max_length, the context loses its start (the
+    continuation is what is scored or trained on)."""
+    context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+    full_ids = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+    start = common_prefix_length(context_ids, full_ids)
+    if len(full_ids) > max_length:
+        cut = len(full_ids) - max_length
+        full_ids, start = full_ids[cut:], max(0, start - cut)
+    return full_ids, start
+
+
 def common_prefix_length(a: list[int], b: list[int]) -> int:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:

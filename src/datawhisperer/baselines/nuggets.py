@@ -16,10 +16,10 @@ def nuggets_scores(context) -> np.ndarray:
     anchors = [context.examples[i] for i in anchor_ids]
     answers = [a.answer for a in anchors]
     backend, builder = context.backend, context.builder
-    layer = backend.layer
 
     def anchor_logprobs(prompt: EpisodePrompt) -> np.ndarray:
-        return np.array(backend.score_answers(prompt, answers, layer).token_logprobs, dtype=np.float64)
+        [result] = backend.score([prompt], [answers])
+        return np.array(result.token_logprobs, dtype=np.float64)
 
     zero_shot = anchor_logprobs(builder.build([], anchors))
     scores = np.zeros(len(context.examples))

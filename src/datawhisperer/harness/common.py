@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..backends.hf import pick_device, pick_dtype
+from ..backends.causal_lm import pick_device, pick_dtype
 from ..data import load_table
 from ..errors import UserError
 from ..metrics import Metric, resolve_metric

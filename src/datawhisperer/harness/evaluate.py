@@ -1,5 +1,8 @@
 """`datawhisperer evaluate`: the task metric on greedy answers, and the mean cross-entropy of the
-gold answers (the paper's objective; one teacher-forced pass per example, far less noisy)."""
+gold answers (the paper's objective; one teacher-forced pass per example, far less noisy).
+
+It evaluates any loaded transformers model (a fine-tuned one handed over by `bench` too), so it works on the
+model itself, with the plain-model operations the backend uses as well (backends/causal_lm.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..backends.hf import continuation_logprobs
+from ..backends.causal_lm import continuation_logprobs, end_token_ids, pad_id_of
 from ..data import atomic_write_json, atomic_write_text
 from ..errors import UserError
 from .common import TaskData, builder_for, encode_completion, load_for_training, load_task_data
@@ -21,24 +24,8 @@ from .configs import EvaluateConfig
 def answer_losses(model, tokenizer, builder, examples, batch_size: int, max_length: int, device) -> list[float]:
     """Mean per-token cross-entropy of each gold answer after its zero-shot prompt."""
     sequences = [encode_completion(tokenizer, builder, e, max_length) for e in examples]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    sums = continuation_logprobs(model, sequences, pad, device, batch_size)
+    sums = continuation_logprobs(model, sequences, pad_id_of(tokenizer), device, batch_size)
     return [-total / max(n, 1) for total, n in sums]
-
-
-def end_token_ids(model, tokenizer) -> list[int]:
-    """Every token that ends an answer: the generation config, the model config and the tokenizer may each
-    declare one or a list (Llama-3 chat models end turns with <|eot_id|>, not the tokenizer's eos)."""
-    declared = [getattr(getattr(model, "generation_config", None), "eos_token_id", None),
-                getattr(model.config, "eos_token_id", None),
-                getattr(getattr(model.config, "text_config", None), "eos_token_id", None),
-                tokenizer.eos_token_id]
-    ids: list[int] = []
-    for value in declared:
-        for token in value if isinstance(value, (list, tuple)) else [value]:
-            if token is not None and int(token) not in ids:
-                ids.append(int(token))
-    return ids
 
 
 @torch.inference_mode()
@@ -49,7 +36,7 @@ def generate_answers(model, tokenizer, builder, examples, max_new_tokens: int, b
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     answers = [""] * len(encoded)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_id_of(tokenizer)
     eos = end_token_ids(model, tokenizer)
     ends = set(eos)
     bar = tqdm(total=len(encoded), disable=not progress, desc="generating", unit="example", dynamic_ncols=True)
