@@ -227,3 +227,58 @@ def test_a_layer_outside_the_model_is_reported_before_any_weights_load(tmp_path,
     assert code == 2 and "layer 999 is outside the model, which has 2 layers" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
     assert not cache.exists() or not any(cache.rglob("*.safetensors"))  # nothing was converted
+
+
+
+def test_version_is_one_value_for_the_cli_and_the_package(capsys):
+    import datawhisperer
+    from datawhisperer.version import __version__
+
+    assert datawhisperer.__version__ == __version__
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"datawhisperer {__version__}"
+
+
+LOWER_LAYERS = ("backends", "models", "selection", "scoring", "data", "episodes", "player", "prompts", "attention",
+                "metrics", "tasks", "answers", "registry", "errors", "version", "distributed", "memory")
+COMMAND_LINE_LAYER = ("datawhisperer.config", "datawhisperer.cli", "datawhisperer.api", "datawhisperer.harness",
+                      "datawhisperer.__init__")
+
+
+def _imports(path, package: str, src) -> set[str]:
+    """The modules a file imports, relative imports resolved; `from . import x` counts as the package's
+    __init__ unless x is a submodule (`from . import __version__` reads the package's public face)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(part for part in (base, node.module) if part)
+            found.add(module)
+            if node.module is None:
+                for alias in node.names:
+                    submodule = src.parent.joinpath(*module.split("."), alias.name)
+                    is_submodule = submodule.is_dir() or submodule.with_suffix(".py").exists()
+                    found.add(f"{module}.{alias.name}" if is_submodule else f"{module}.__init__")
+    return found
+
+
+def test_lower_layers_import_nothing_from_the_command_line_layer():
+    from pathlib import Path
+
+    import datawhisperer
+
+    src = Path(datawhisperer.__file__).parent
+    offending = {}
+    for name in LOWER_LAYERS:
+        paths = sorted((src / name).glob("*.py")) if (src / name).is_dir() else [src / f"{name}.py"]
+        for path in paths:
+            package = ".".join(("datawhisperer", *path.parent.relative_to(src).parts))
+            bad = sorted(m for m in _imports(path, package, src) if m.startswith(COMMAND_LINE_LAYER))
+            if bad:
+                offending[path.relative_to(src).as_posix()] = bad
+    assert not offending

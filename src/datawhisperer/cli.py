@@ -125,7 +125,7 @@ _dataclass_command("evaluate", "task metric and gold-answer loss of a model on a
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
 
     parser = _Parser(prog="datawhisperer", description="Data selection for task-specific fine-tuning with the "
                      "target model's own few-shot in-context learning (Data Whisperer).")

@@ -6,11 +6,11 @@ and `datawhisperer.select(...)` takes the same names as keyword arguments.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 
 from .errors import UserError
+from .selection import parse_budget
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -114,33 +114,3 @@ def default_episode_batch(scoring: str, device: str) -> int:
     if device in ("auto", "cuda") and torch.cuda.is_available():
         return 16
     return 4 if scoring == "generate" else 1
-
-
-def parse_budget(raw: str | float) -> float:
-    """A fraction in (0, 1], written as 0.05 or 5%."""
-    try:
-        text = str(raw).strip()
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except (TypeError, ValueError):
-        raise UserError(f"budget {raw!r} is not a number") from None
-    if not (0.0 < value <= 1.0) or math.isnan(value):
-        raise UserError(f"budget {raw!r} is outside (0, 1]")
-    return value
-
-
-def budget_count(budget: float, pool_size: int) -> int:
-    """floor(budget x N), at least one example."""
-    return max(1, math.floor(budget * pool_size + 1e-9))
-
-
-def default_layer(num_layers: int) -> int:
-    """An intermediate layer: round(0.4 x depth), i.e. 13 of Llama-3-8B's 32 (the paper's best), 12 of 30."""
-    return min(num_layers - 1, int(math.floor(0.4 * num_layers + 0.5)))
-
-
-def resolve_layer(layer: int | None, num_layers: int) -> int:
-    if layer is None:
-        return default_layer(num_layers)
-    if not -num_layers <= layer < num_layers:
-        raise UserError(f"layer {layer} is outside the model, which has {num_layers} layers (0..{num_layers - 1})")
-    return layer % num_layers

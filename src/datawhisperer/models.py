@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import importlib.util
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -145,6 +146,20 @@ def num_layers_of(config) -> int:
     if layers is None:
         raise UserError("cannot tell how many layers this model has")
     return layers
+
+
+def default_layer(num_layers: int) -> int:
+    """An intermediate layer: round(0.4 x depth), i.e. 13 of Llama-3-8B's 32 (the paper's best), 12 of 30."""
+    return min(num_layers - 1, int(math.floor(0.4 * num_layers + 0.5)))
+
+
+def resolve_layer(layer: int | None, num_layers: int) -> int:
+    """The attention layer to read, 0-based: `layer` (negative counts from the end) or the default."""
+    if layer is None:
+        return default_layer(num_layers)
+    if not -num_layers <= layer < num_layers:
+        raise UserError(f"layer {layer} is outside the model, which has {num_layers} layers (0..{num_layers - 1})")
+    return layer % num_layers
 
 
 def context_length_of(config) -> int | None:

@@ -9,9 +9,26 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import budget_count, parse_budget
 from .data import Table, atomic_write_text, write_subset
+from .errors import UserError
 from .scoring import ranking
+
+
+def parse_budget(raw: str | float) -> float:
+    """A fraction in (0, 1], written as 0.05 or 5%."""
+    try:
+        text = str(raw).strip()
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except (TypeError, ValueError):
+        raise UserError(f"budget {raw!r} is not a number") from None
+    if not (0.0 < value <= 1.0) or math.isnan(value):
+        raise UserError(f"budget {raw!r} is outside (0, 1]")
+    return value
+
+
+def budget_count(budget: float, pool_size: int) -> int:
+    """floor(budget x N), at least one example (the epsilon keeps 0.29 x 100 at 29, not 28.999...)."""
+    return max(1, math.floor(budget * pool_size + 1e-9))
 
 
 @dataclass

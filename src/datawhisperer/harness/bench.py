@@ -13,11 +13,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..checkpoint import EpisodeLog, content_hash, describe_differences
-from ..config import SelectConfig, budget_count, parse_budget
+from ..config import SelectConfig
 from ..data import atomic_write_json, atomic_write_text, load_table
 from ..errors import UserError
 from ..scoring import aggregate, ranking
-from ..selection import read_scores
+from ..selection import budget_count, parse_budget, read_scores
 from .common import builder_for, load_for_training, load_task_data
 from .configs import SEEDED_BASELINES, BenchConfig, parse_method
 from .evaluate import evaluate_model
