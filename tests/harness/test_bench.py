@@ -68,7 +68,7 @@ def test_report_pages(tmp_path, tiny_model_dir):
 
 def test_bench_rejects_unknown_methods(tmp_path, capsys):
     assert main(["bench", "--pool", "p", "--test", "t", "--out", str(tmp_path), "--methods", "datawhisperer-unifrom"]) == 2
-    assert "did you mean 'uniform'" in capsys.readouterr().err
+    assert "did you mean 'datawhisperer-uniform'" in capsys.readouterr().err
 
 
 def test_full_pool_cell_can_be_switched_off(tmp_path, tiny_model_dir):
@@ -143,3 +143,121 @@ def test_list_options_take_several_values_or_repeat():
     for args in (spaced, repeated):
         config = config_from_args(BenchConfig, args, None)
         assert config.seeds == [0, 1, 2] and config.methods == ["random", "ifd"] and config.budgets == ["0.05", "0.1"]
+
+
+# --- the bench's configuration: built from the stages' own, one parser of method names ---------------------
+
+BENCH_FLAGS = ["--pool", "--test", "--out", "--task", "--input-field", "--output-field", "--methods", "--budgets",
+               "--seeds", "--model", "--scorer-model", "--pool-limit", "--generate-limit", "--n-demos", "--n-queries",
+               "--select-max-new-tokens", "--scoring", "--epochs", "--lr", "--batch-size", "--lora-r", "--max-length",
+               "--eval-max-new-tokens", "--eval-batch-size", "--full", "--no-full", "--device", "--quiet"]
+
+
+def test_the_bench_flags_are_the_same_as_before():
+    import argparse
+
+    from datawhisperer.cli import add_dataclass_arguments
+    from datawhisperer.harness.configs import BenchConfig
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_dataclass_arguments(parser, BenchConfig)
+    assert [s for action in parser._actions for s in action.option_strings] == BENCH_FLAGS
+
+
+def test_each_stage_gets_what_the_bench_passes_on_under_its_own_names():
+    from datawhisperer.harness.configs import BenchConfig
+
+    config = BenchConfig(pool="p", test="t.jsonl", out="o", task="math", model="target", scorer_model="scorer",
+                         n_demos=4, n_queries=2, select_max_new_tokens=7, eval_max_new_tokens=9, batch_size=3,
+                         eval_batch_size=5, max_length=256, epochs=2, lr=0.5, lora_r=4, generate_limit=10,
+                         device="cpu", quiet=True)
+    select = config.select_config("datawhisperer-debiased-r3", seed=2, data="pool.jsonl", out="sel")
+    assert (select.data, select.out, select.model, select.method, select.seed, select.rounds) == \
+        ("pool.jsonl", "sel", "scorer", "datawhisperer", 2, 3)
+    assert (select.task, select.n_demos, select.n_queries, select.max_new_tokens, select.device, select.quiet) == \
+        ("math", 4, 2, 7, "cpu", True)
+    assert select.resume and not select.overwrite and select.max_length is None  # --max-length is not selection's
+    baseline = config.select_config("length", seed=2, data="pool.jsonl", out="sel")
+    assert (baseline.method, baseline.seed, baseline.resume, baseline.overwrite) == ("length", 0, False, True)
+    assert config.select_config("random", seed=2, data="p", out="o").seed == 2  # seeded: one selection per seed
+
+    finetune = config.finetune_config(seed=1)
+    assert (finetune.seed, finetune.epochs, finetune.lr, finetune.batch_size, finetune.lora_r, finetune.max_length,
+            finetune.model, finetune.task) == (1, 2, 0.5, 3, 4, 256, "target", "math")
+    evaluate = config.evaluate_config()
+    assert (evaluate.data, evaluate.model, evaluate.max_new_tokens, evaluate.batch_size, evaluate.max_length,
+            evaluate.generate_limit) == ("t.jsonl", "target", 9, 5, 256, 10)
+    assert BenchConfig(pool="p", test="t", out="o").select_config("ifd", 0, "p", "o").model is None
+
+
+def test_defaults_and_help_come_from_the_stage_that_uses_them():
+    from dataclasses import fields
+
+    from datawhisperer.config import SelectConfig
+    from datawhisperer.harness.configs import BenchConfig, EvaluateConfig, FinetuneConfig
+
+    bench = {f.name: f for f in fields(BenchConfig)}
+    for bench_name, owner, name in (("n_demos", SelectConfig, "n_demos"), ("epochs", FinetuneConfig, "epochs"),
+                                    ("eval_batch_size", EvaluateConfig, "batch_size"),
+                                    ("select_max_new_tokens", SelectConfig, "max_new_tokens")):
+        source = next(f for f in fields(owner) if f.name == name)
+        assert bench[bench_name].default == source.default
+        assert bench[bench_name].metadata["help"].endswith(source.metadata["help"])
+    assert bench["eval_batch_size"].metadata["help"].startswith("evaluation: ")
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--eval-batch-size", "0"], "eval-batch-size must be at least 1"),
+    (["--select-max-new-tokens", "0"], "select-max-new-tokens must be at least 1"),
+    (["--eval-max-new-tokens", "0"], "eval-max-new-tokens must be at least 1"),
+    (["--batch-size", "0"], "batch-size must be at least 1"),
+    (["--epochs", "0"], "epochs must be at least 1"),
+    (["--lr", "0"], "lr must be positive"),
+    (["--device", "gpu"], "device must be one of auto, cpu, cuda, mps"),
+    (["--scoring", "vote"], "scoring must be one of generate, likelihood"),
+    (["--budgets", "2"], "budget '2' is outside (0, 1]"),
+    (["--methods", "randm"], "unknown method 'randm'; did you mean 'random'?"),
+])
+def test_bad_bench_options_are_refused_before_any_cell_in_the_bench_flag_names(tmp_path, capsys, flags, message):
+    out = tmp_path / "bench"
+    assert main(["bench", "--pool", "p", "--test", "t", "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("name,parsed", [
+    ("datawhisperer", ("datawhisperer", "paper", 1)),
+    ("datawhisperer-uniform", ("datawhisperer", "uniform", 1)),
+    ("datawhisperer-debiased-r3", ("datawhisperer", "debiased", 3)),
+    ("datawhisperer-r2", ("datawhisperer", "paper", 2)),
+    ("ifd", ("ifd", None, 1)),
+    ("nuggets", ("nuggets", None, 1)),
+])
+def test_method_names(name, parsed):
+    from datawhisperer.harness.configs import parse_method
+
+    assert tuple(parse_method(name)) == parsed
+
+
+def test_seeded_methods_select_once_per_seed():
+    from datawhisperer.harness.configs import parse_method
+
+    assert parse_method("datawhisperer-paper").seeded and parse_method("random").seeded
+    assert not parse_method("length").seeded and not parse_method("ifd").seeded
+
+
+@pytest.mark.parametrize("name,message", [
+    ("datawhisperer-unifrom", "did you mean 'datawhisperer-uniform'?"),
+    ("datawhisperer-paper-x", "did you mean 'datawhisperer-paper'?"),
+    ("datawhisperer-", "unknown method 'datawhisperer-'"),
+    ("datawhisperer-paper-r0", "rounds must be at least 1"),
+    ("gradn", "did you mean 'grand'?"),
+    ("bm25", "unknown method 'bm25' (known: datawhisperer-debiased, datawhisperer-paper"),
+])
+def test_unknown_method_names(name, message):
+    from datawhisperer.errors import UserError
+    from datawhisperer.harness.configs import parse_method
+
+    with pytest.raises(UserError) as caught:
+        parse_method(name)
+    assert message in str(caught.value)

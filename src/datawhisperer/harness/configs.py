@@ -1,13 +1,20 @@
 """The configurations of the harness commands: dataclasses validated on construction, whose fields
-are the commands' flags. Kept free of heavy imports so that `--help` and bad flags answer at once."""
+are the commands' flags. Kept free of heavy imports so that `--help` and bad flags answer at once.
+
+`bench` runs select, finetune and evaluate for every cell; what it passes on to them is declared once,
+in their configurations, and each cell's configuration is built from the bench's (`BenchConfig.select_config`,
+`finetune_config`, `evaluate_config`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
 
-from ..config import _opt, parse_budget
+from ..config import SelectConfig, _opt
 from ..errors import UserError
-from ..scoring import WEIGHTINGS
+from ..registry import unknown_name_message
+from ..selection import parse_budget
 
 
 @dataclass
@@ -57,10 +64,32 @@ class EvaluateConfig:
     quiet: bool = _opt(False, "no progress bar")
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise UserError("batch-size must be at least 1")
+        for name in ("batch_size", "max_length", "max_new_tokens"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UserError(f"{name.replace('_', '-')} must be at least 1")
         if self.generate_limit is not None and self.generate_limit < 0:
             raise UserError("generate-limit must be >= 0")
+
+
+# --- bench: select, fine-tune and evaluate, cell by cell ------------------------------------------------
+
+SELECT, FINETUNE, EVALUATE = "select", "finetune", "evaluate"  # the commands a bench cell runs
+_COMMANDS = {SELECT: SelectConfig, FINETUNE: FinetuneConfig, EVALUATE: EvaluateConfig}
+_STAGES = {SELECT: "selection", FINETUNE: "fine-tuning", EVALUATE: "evaluation"}
+
+
+def passed_on(name: str, *commands: str, help: str | None = None) -> Any:
+    """A bench option that is option `name` of `commands` (select, finetune, evaluate): its default and
+    help are that option's, so each is declared once, beside the code that uses it."""
+    owners = [next(f for f in fields(_COMMANDS[c]) if f.name == name) for c in commands]
+    if any(f.default != owners[0].default for f in owners):
+        raise TypeError(f"{name}: {', '.join(commands)} disagree on its default")
+    text = help
+    if text is None:  # the stage's own words, saying which stage an option of only some stages tunes
+        text = owners[0].metadata["help"]
+        if len(commands) < len(_COMMANDS):
+            text = f"{' and '.join(_STAGES[c] for c in commands)}: {text}"
+    return field(default=owners[0].default, metadata={"help": text, "passed_on": {c: name for c in commands}})
 
 
 ALL_METHODS = ("datawhisperer-paper", "datawhisperer-uniform", "datawhisperer-debiased", "random", "perplexity",
@@ -70,36 +99,40 @@ SEEDED_BASELINES = {"random", "nuggets"}
 
 @dataclass
 class BenchConfig:
+    """The bench's own options, and the options it passes on to each stage (`passed_on`). The field names
+    are the flags and the keys of protocol.json, so they stay as they are (`select_max_new_tokens`)."""
+
     pool: str = _opt("", "the pool to select from")
     test: str = _opt("", "the test set")
     out: str = _opt("", "benchmark directory (cells accumulate here; rerun to continue)")
-    task: str = _opt("instruction", "task preset or task file")
-    input_field: str | None = _opt(None, "input field or template")
-    output_field: str | None = _opt(None, "answer field")
+    task: str = passed_on("task", SELECT, FINETUNE, EVALUATE)
+    input_field: str | None = passed_on("input_field", SELECT, FINETUNE, EVALUATE)
+    output_field: str | None = passed_on("output_field", SELECT, FINETUNE, EVALUATE)
     methods: list[str] = _opt(ALL_METHODS, "methods: datawhisperer-<paper|uniform|debiased>[-r<rounds>], random, "
                               "perplexity, ifd, nuggets, grand, length; one or more", repeat=True)
     budgets: list[str] = _opt(("0.05", "0.1"), "budgets; one or more", repeat=True)
     seeds: list[int] = _opt((0, 1, 2), "seeds (selection for seeded methods, fine-tuning for all); one or more",
                             repeat=True)
-    model: str | None = _opt(None, "the model fine-tuned and evaluated (default: the embedded SmolLM2)")
+    model: str | None = passed_on("model", FINETUNE, EVALUATE, help="the model fine-tuned and evaluated "
+                                  "(default: the embedded SmolLM2)")
     scorer_model: str | None = _opt(None, "the model that selects (default: --model); a smaller one is the "
                                     "paper's weak-to-strong setting")
     pool_limit: int | None = _opt(None, "use the first N pool records")
-    generate_limit: int | None = _opt(None, "score generated answers on the first N test records (loss uses all)")
-    n_demos: int = _opt(5, "selection: demonstrations per episode")
-    n_queries: int = _opt(3, "selection: queries per episode")
-    select_max_new_tokens: int | None = _opt(None, "selection: longest answer (default: the task's)")
-    scoring: str = _opt("generate", "selection: generate or likelihood")
-    epochs: int = _opt(5, "fine-tuning epochs")
-    lr: float = _opt(1e-4, "fine-tuning learning rate")
-    batch_size: int = _opt(8, "fine-tuning batch size")
-    lora_r: int = _opt(16, "LoRA rank")
-    max_length: int = _opt(1024, "longest training / loss sequence")
-    eval_max_new_tokens: int | None = _opt(None, "evaluation: longest generated answer (default: the task's)")
-    eval_batch_size: int = _opt(16, "evaluation batch size")
+    generate_limit: int | None = passed_on("generate_limit", EVALUATE)
+    n_demos: int = passed_on("n_demos", SELECT)
+    n_queries: int = passed_on("n_queries", SELECT)
+    select_max_new_tokens: int | None = passed_on("max_new_tokens", SELECT)
+    scoring: str = passed_on("scoring", SELECT)
+    epochs: int = passed_on("epochs", FINETUNE)
+    lr: float = passed_on("lr", FINETUNE)
+    batch_size: int = passed_on("batch_size", FINETUNE)
+    lora_r: int = passed_on("lora_r", FINETUNE)
+    max_length: int = passed_on("max_length", FINETUNE, EVALUATE, help="longest training / loss sequence in tokens")
+    eval_max_new_tokens: int | None = passed_on("max_new_tokens", EVALUATE)
+    eval_batch_size: int = passed_on("batch_size", EVALUATE)
     full: bool = _opt(True, "also fine-tune on the full pool (needed for STR)")
-    device: str = _opt("auto", "auto, cpu, cuda or mps")
-    quiet: bool = _opt(False, "less output")
+    device: str = passed_on("device", SELECT, FINETUNE, EVALUATE)
+    quiet: bool = passed_on("quiet", SELECT, FINETUNE, EVALUATE, help="no progress bars or [bench] lines")
 
     def __post_init__(self) -> None:
         self.methods, self.budgets, self.seeds = list(self.methods), list(self.budgets), [int(s) for s in self.seeds]
@@ -109,22 +142,73 @@ class BenchConfig:
             parse_method(method)
         if not self.pool or not self.test or not self.out:
             raise UserError("bench needs --pool, --test and --out")
+        # every passed-on option is checked now, by its stage's rules, not when the first cell needs it
+        self._build(SELECT)
+        self.finetune_config(seed=0)
+        self.evaluate_config()
+
+    def select_config(self, method: str, seed: int, data: str, out: str) -> SelectConfig:
+        """One selection run of `method` from `data` into `out`; a method that draws nothing at random
+        selects once, with seed 0. Data Whisperer's episodes resume; a baseline is rerun from scratch."""
+        parsed = parse_method(method)
+        resume = parsed.base == "datawhisperer"
+        return self._build(SELECT, data=data, out=out, model=self.scorer_model or self.model, method=parsed.base,
+                           seed=seed if parsed.seeded else 0, rounds=parsed.rounds, resume=resume,
+                           overwrite=not resume)
+
+    def finetune_config(self, seed: int) -> FinetuneConfig:
+        """The fine-tune of one cell (its examples come from the selection, not from a file)."""
+        return self._build(FINETUNE, seed=seed)
+
+    def evaluate_config(self) -> EvaluateConfig:
+        """The evaluation of every fine-tuned model, and of the base model zero-shot, on --test."""
+        return self._build(EVALUATE, data=self.test)
+
+    def _build(self, command: str, **extra: Any) -> Any:
+        values = {f.metadata["passed_on"][command]: getattr(self, f.name) for f in fields(self)
+                  if command in f.metadata.get("passed_on", {})}
+        try:
+            return _COMMANDS[command](**{**values, **extra})
+        except UserError as exc:  # the stage names its own option; the user typed the bench's flag
+            message = str(exc)
+            for f in fields(self):
+                name = f.metadata.get("passed_on", {}).get(command)
+                if name and name != f.name:
+                    message = re.sub(rf"(?<![\w-]){name.replace('_', '-')}(?![\w-])", f.name.replace("_", "-"),
+                                     message)
+            raise UserError(message) from None
 
 
-def parse_method(name: str) -> tuple[str, str | None, int]:
-    """'datawhisperer-debiased-r3' -> ('datawhisperer', 'debiased', 3); 'ifd' -> ('ifd', None, 1)."""
-    if name.startswith("datawhisperer"):
-        parts = name.split("-")[1:]
-        rounds = 1
-        if parts and parts[-1].startswith("r") and parts[-1][1:].isdigit():
-            rounds = int(parts.pop()[1:])
-        weighting = parts[0] if parts else "paper"
-        WEIGHTINGS.get(weighting)
-        return "datawhisperer", weighting, rounds
-    from ..baselines import METHODS
+class BenchMethod(NamedTuple):
+    base: str  # a selection method: datawhisperer or a baseline
+    weighting: str | None  # Data Whisperer's demonstration weighting; None for a baseline
+    rounds: int
 
-    METHODS.get(name)
-    return name, None, 1
+    @property
+    def seeded(self) -> bool:
+        """Draws at random, so selects once per seed (else once for every seed)."""
+        return self.base == "datawhisperer" or self.base in SEEDED_BASELINES
+
+
+_DATA_WHISPERER = re.compile(r"datawhisperer(?:-(?P<weighting>[a-z_]+))?(?:-r(?P<rounds>\d+))?")
+
+
+def parse_method(name: str) -> BenchMethod:
+    """The one parser of bench method names: 'datawhisperer-debiased-r3' -> ('datawhisperer', 'debiased', 3),
+    'datawhisperer' -> ('datawhisperer', 'paper', 1), 'ifd' -> ('ifd', None, 1)."""
+    from ..methods import METHODS
+    from ..scoring import WEIGHTINGS
+
+    match = _DATA_WHISPERER.fullmatch(name)
+    if match and (match["weighting"] or "paper") in WEIGHTINGS:
+        rounds = int(match["rounds"] or 1)
+        if rounds < 1:
+            raise UserError(f"method {name!r}: rounds must be at least 1")
+        return BenchMethod("datawhisperer", match["weighting"] or "paper", rounds)
+    if name in METHODS and name != "datawhisperer":
+        return BenchMethod(name, None, 1)
+    known = [f"datawhisperer-{w}" for w in WEIGHTINGS.names()] + [m for m in METHODS.names() if m != "datawhisperer"]
+    raise UserError(unknown_name_message("method", name, known))
 
 
 @dataclass
