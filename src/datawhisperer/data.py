@@ -19,8 +19,6 @@ from pathlib import Path
 
 from .errors import UserError
 
-FORMATS = ("json", "jsonl", "csv", "parquet", "hf")
-
 
 @dataclass
 class Table:

@@ -13,6 +13,8 @@ import random
 import sys
 from pathlib import Path
 
+from .errors import UserError
+
 REGULAR = """
 apple arm bag ball bank bed bell bird boat book boot bottle bowl bread brick bridge bucket cake
 camera candle car card carpet cat chair chicken clock cloud coat coin computer cookie cow cup
@@ -36,7 +38,6 @@ IRREGULAR = {"man": "men", "woman": "women", "child": "children", "foot": "feet"
              "mouse": "mice", "goose": "geese", "person": "people", "ox": "oxen", "sheep": "sheep",
              "fish": "fish", "deer": "deer", "cactus": "cacti", "potato": "potatoes", "tomato": "tomatoes",
              "hero": "heroes"}
-INSTRUCTION = "Give the plural form of the English noun. Answer with the plural only."
 
 
 def plural(noun: str) -> str:
@@ -78,8 +79,11 @@ def build(seed: int = 0, wrong_share: float = 0.1, swapped_share: float = 0.1) -
 
 
 def report(run_dir: Path, pool: Path) -> str:
+    """Where the broken examples landed in the run's ranking (bottom 20% and mean rank, by kind)."""
+    from .rundir import RunDirectory
+
     records = [json.loads(line) for line in pool.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = [json.loads(line) for line in (run_dir / "scores.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = RunDirectory(run_dir).score_rows()
     order = sorted(rows, key=lambda r: (r["score"] is None, -(r["score"] or 0.0), r["index"]))
     rank = {row["index"]: position for position, row in enumerate(order)}
     n = len(order)
@@ -114,8 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
         print(f"wrote {len(records)} examples ({sum(r['kind'] != 'clean' for r in records)} broken) to {args.out}")
-    else:
+        return 0
+    try:
         print(report(Path(args.run_dir), Path(args.pool)))
+    except (UserError, OSError) as exc:  # a directory that holds no run, a pool that is not there
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,7 +1,8 @@
 """Where a run's episodes are played: one process, a torch.distributed job, or an independent shard.
 
-Executors only decide *who* plays which episodes (rank r of w plays the episode ids with
-id % w == r); what an episode yields never depends on it. Under `torchrun` or `accelerate launch`
+Executors only decide *who* plays which episodes: planned episodes are batched in fixed groups of
+consecutive ids, group k goes to rank (or shard) k mod w, and every later try of an episode stays with
+it (`episodes.owner_of`); what an episode yields never depends on it. Under `torchrun` or `accelerate launch`
 (detected from the environment they set) ranks talk over gloo on CPU and nccl on GPU, one GPU per
 rank; rank 0 checks the output directory, and after a barrier merges every rank's checkpoint.
 """
