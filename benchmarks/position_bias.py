@@ -11,23 +11,17 @@ the top-k examples' appearances that were in the last slot. Without position bia
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
-from datawhisperer.checkpoint import EpisodeLog
+from datawhisperer.rundir import RunDirectory
 from datawhisperer.scoring import WEIGHTINGS, aggregate, ranking, slot_mean_weights
 
 
 def finished_runs(path: Path) -> list[Path]:
-    candidates = [path] if (path / "run.json").exists() else sorted(p for p in path.iterdir() if p.is_dir())
-    runs = []
-    for run in candidates:
-        run_file, log = run / "run.json", run / "episodes.jsonl"
-        if run_file.exists() and log.exists() and json.loads(run_file.read_text()).get("status") == "finished":
-            runs.append(run)
-    return runs
+    candidates = [path] if RunDirectory(path).holds_run() else sorted(p for p in path.iterdir() if p.is_dir())
+    return [run for run in candidates if RunDirectory(run).finished() and RunDirectory(run).outcomes()]
 
 
 def last_slot_share(outcomes, picks: np.ndarray) -> float:
@@ -55,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
           + " | ".join(f"top {k}: last-slot share" for k in args.top) + " |")
     print("|---|---|---|---|" + "---|" * len(args.top))
     for run in runs:
-        outcomes = [o for o in EpisodeLog(run / "episodes.jsonl").read(repair=False) if not o.failed]
+        outcomes = [o for o in RunDirectory(run).outcomes().values() if not o.failed]
         n_pool = max(max(o.demos + o.queries) for o in outcomes) + 1
         slots = slot_mean_weights(outcomes)
         widest = max(n for n, _ in slots)

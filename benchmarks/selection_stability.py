@@ -22,22 +22,21 @@ from pathlib import Path
 
 import numpy as np
 
-from datawhisperer.checkpoint import EpisodeLog
 from datawhisperer.harness.common import load_task_data
+from datawhisperer.rundir import RunDirectory
 from datawhisperer.scoring import WEIGHTINGS, aggregate, ranking
-from datawhisperer.selection import read_scores
 
 RUN_NAME = re.compile(r"^(?P<method>.+?)(-s(?P<seed>\d+))?$")  # unseeded methods select once: `ifd`
 
 
 def run_scores(run: Path) -> dict[str, np.ndarray]:
     """Method name → scores (NaN = unscored) for one run; a Data Whisperer run yields one per weighting."""
-    scores = read_scores(run)
+    directory = RunDirectory(run)
+    scores = directory.scores()
     name = RUN_NAME.match(run.name).group("method")
-    log = run / "episodes.jsonl"
-    if not log.exists():
+    outcomes = [o for o in directory.outcomes().values() if not o.failed]
+    if not outcomes:
         return {name: scores}
-    outcomes = [o for o in EpisodeLog(log).read(repair=False) if not o.failed]
     rounds = name.rsplit("-r", 1)[-1]
     return {f"datawhisperer-{w}-r{rounds}": aggregate(outcomes, len(scores), w).scores
             for w in sorted(WEIGHTINGS.names())}
@@ -47,10 +46,7 @@ def finished_scores(selections: Path) -> dict[str, dict[int, np.ndarray]]:
     """Method → seed → scores, over the finished runs under `selections`."""
     by_method: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
     for run in sorted(p for p in selections.iterdir() if p.is_dir()):
-        run_file = run / "run.json"
-        if not (run / "scores.jsonl").exists() or not run_file.exists():
-            continue
-        if json.loads(run_file.read_text()).get("status") != "finished":
+        if not RunDirectory(run).finished():
             continue
         seed = int(RUN_NAME.match(run.name).group("seed") or 0)
         for method, scores in run_scores(run).items():

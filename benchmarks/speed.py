@@ -22,9 +22,9 @@ import torch
 
 from datawhisperer.backends.hf import HFBackend
 from datawhisperer.config import SelectConfig
+from datawhisperer.inputs import check_inputs
 from datawhisperer.player import EpisodePlayer
 from datawhisperer.prompts import PromptBuilder
-from datawhisperer.runner import prepare
 
 DEFAULT_POOL = Path(__file__).resolve().parents[2] / "shared" / "data" / "bioinstruct" / "pool.json"
 
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         config = SelectConfig(task=args.task, n_demos=args.n_demos, n_queries=args.n_queries,
                               max_new_tokens=args.max_new_tokens, scoring="generate" if scoring == "reference"
                               else scoring, episode_batch=group, quiet=True)
-        prepared = prepare(config, records)
+        prepared = check_inputs(config, records)
         episodes = prepared.plan.episodes()
         if scoring == "reference":  # prefill is not separable inside generate: whole-procedure throughput
             seconds, tokens = time_reference(backend, prepared, episodes, args.max_new_tokens)

@@ -27,8 +27,8 @@ def _stable(value, tmp: str):
         return {k: _stable(v, tmp) for k, v in value.items() if not any(word in k for word in VOLATILE)}
     if isinstance(value, list):
         return [_stable(v, tmp) for v in value]
-    if isinstance(value, str):
-        return value.replace(tmp, "<tmp>")
+    if isinstance(value, str):  # temporary and checkout paths differ from machine to machine
+        return value.replace(tmp, "<tmp>").replace(str(ROOT), "<root>")
     return value
 
 
@@ -39,7 +39,7 @@ def _normalised(path: Path, tmp: Path) -> str:
     if path.name.startswith("episodes"):
         return "".join(json.dumps(_stable(json.loads(line), str(tmp)), sort_keys=True) + "\n"
                        for line in text.splitlines())
-    return text.replace(str(tmp), "<tmp>")
+    return text.replace(str(tmp), "<tmp>").replace(str(ROOT), "<root>")
 
 
 def check_against_golden(case: str, out: Path, tmp: Path, files: list[str] | None = None) -> None:

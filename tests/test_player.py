@@ -7,8 +7,9 @@ from conftest import assert_varied
 
 from datawhisperer.backends.fake import FakeBackend
 from datawhisperer.config import SelectConfig
+from datawhisperer.inputs import check_inputs
 from datawhisperer.player import EpisodePlayer
-from datawhisperer.runner import prepare, select
+from datawhisperer.runner import select
 
 
 def math_records(n: int = 16) -> list[dict]:
@@ -40,24 +41,24 @@ class RecordingBackend(FakeBackend):
 
 def player_for(backend, records, **options) -> EpisodePlayer:
     config = SelectConfig(task="math", quiet=True, **options)
-    return EpisodePlayer(prepare(config, records), backend)
+    return EpisodePlayer(check_inputs(config, records), backend)
 
 
 def test_multi_mode_budgets_every_answer():
     backend = RecordingBackend(answer_fn=cot_answers)
     player = player_for(backend, math_records(), query_mode="multi", n_demos=3, n_queries=3, max_new_tokens=40)
-    player.play(player.prepared.plan.episodes()[0])
+    player.play_group(player.inputs.plan.episodes()[:1])
     assert backend.budgets[0] >= 3 * 40  # three answers in one generation, not one answer's budget
     single = RecordingBackend(answer_fn=cot_answers)
-    player_for(single, math_records(), n_demos=3, n_queries=3, max_new_tokens=40).play(
-        player.prepared.plan.episodes()[0])
+    player_for(single, math_records(), n_demos=3, n_queries=3, max_new_tokens=40).play_group(
+        player.inputs.plan.episodes()[:1])
     assert single.budgets == [40]
 
 
 def test_multi_mode_scores_chain_of_thought_answers():
     backend = FakeBackend(answer_fn=cot_answers)
     player = player_for(backend, math_records(), query_mode="multi", n_demos=3, n_queries=3, max_new_tokens=40)
-    outcomes = [player.play(e) for e in player.prepared.plan.episodes()]
+    outcomes = [player.play_group([e])[0] for e in player.inputs.plan.episodes()]
     assert not any(o.failed for o in outcomes)
     for outcome in outcomes:  # each query is scored by its own final answer, not by a reasoning step
         assert outcome.query_scores == [float(q % 2 == 0) for q in outcome.queries]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datawhisperer.checkpoint import EpisodeLog
+from datawhisperer.rundir import EpisodeLog
 from datawhisperer.scoring import EpisodeOutcome
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "selection_stability.py"

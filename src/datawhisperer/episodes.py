@@ -23,6 +23,12 @@ from .errors import UserError
 QUERY_SOURCES = ("auto", "val", "fold", "rest")
 
 
+def owner_of(episode_id: int, group_size: int, world_size: int) -> int:
+    """Which rank or shard plays a planned episode (and all its later tries): episodes are batched in fixed
+    groups of `group_size` consecutive ids, and group k goes to rank k mod world_size."""
+    return (episode_id // group_size) % world_size
+
+
 @dataclass(frozen=True)
 class Episode:
     id: int

@@ -6,16 +6,18 @@ and cover it exactly: each i of n once, and every planned episode of shard i pre
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .checkpoint import RUN_FILE, EpisodeLog, check_directory, claimed_directory, describe_differences
 from .config import SelectConfig, _opt
+from .episodes import owner_of
 from .errors import UserError
-from .runner import finalize, missing_episodes, prepare, run_info, stderr, summary
+from .inputs import check_inputs
+from .rundir import RunDirectory, describe_differences
+from .runner import common_info, stderr, summary, write_outputs
 from .scoring import EpisodeOutcome
+from .whisperer import credit, episode_info, missing_episodes
 
 
 @dataclass
@@ -29,18 +31,12 @@ class MergeConfig:
     quiet: bool = _opt(False, "no summary")
 
 
-def _read_shard(directory: Path) -> dict:
-    run_file = directory / RUN_FILE
-    if not run_file.exists():
-        raise UserError(f"{directory} holds no run ({RUN_FILE} is missing)")
-    try:
-        info = json.loads(run_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        raise UserError(f"{run_file} is not valid JSON") from None
+def _read_shard(shard: RunDirectory) -> dict:
+    info = shard.info()
     if info.get("status") != "finished":
-        raise UserError(f"shard {directory} is unfinished; complete it with `datawhisperer select ... --resume`")
+        raise UserError(f"shard {shard.path} is unfinished; complete it with `datawhisperer select ... --resume`")
     if "shard" not in info:
-        raise UserError(f"{directory} is not a shard (it was not run with --shard i/n)")
+        raise UserError(f"{shard.path} is not a shard (it was not run with --shard i/n)")
     return info
 
 
@@ -48,8 +44,9 @@ def merge(config: MergeConfig) -> None:
     start = time.perf_counter()
     if not config.out:
         raise UserError("give --out for the merged results")
-    directories = [Path(d) for d in config.shards]
-    infos = [_read_shard(d) for d in directories]
+    shards = [RunDirectory(d) for d in config.shards]
+    directories = [shard.path for shard in shards]
+    infos = [_read_shard(shard) for shard in shards]
     first = infos[0]
     for directory, info in zip(directories[1:], infos[1:]):
         if info["fingerprint"] != first["fingerprint"]:
@@ -74,26 +71,27 @@ def merge(config: MergeConfig) -> None:
         if getattr(config, name):
             shard_config[name] = getattr(config, name)
     select_config = SelectConfig(**shard_config)
-    prepared = prepare(select_config)
-    if prepared.fingerprint != first["fingerprint"]:
+    inputs = check_inputs(select_config)
+    if inputs.fingerprint != first["fingerprint"]:
         raise UserError("the pool or settings changed since the shards ran "
-                        f"({describe_differences(first['fingerprint'], prepared.fingerprint)})")
+                        f"({describe_differences(first['fingerprint'], inputs.fingerprint)})")
 
     outcomes: dict[tuple[int, int], EpisodeOutcome] = {}
-    for directory, info in zip(directories, infos):
-        index = info["shard"]["index"]
-        for outcome in EpisodeLog(directory / "episodes.jsonl").read(repair=False):
-            if (outcome.episode // select_config.episode_batch) % count != index:
+    for shard, info in zip(shards, infos):
+        directory, index = shard.path, info["shard"]["index"]
+        for key, outcome in shard.outcomes().items():
+            if owner_of(outcome.episode, select_config.episode_batch, count) != index:
                 raise UserError(f"{directory} (shard {index}/{count}) holds episode {outcome.episode} of another shard")
-            outcomes[(outcome.episode, outcome.attempt)] = outcome
-        missing = missing_episodes(prepared.plan, select_config.max_retries, outcomes, (index, count),
+            outcomes[key] = outcome
+        missing = missing_episodes(inputs.plan, select_config.max_retries, outcomes, (index, count),
                                    select_config.episode_batch)
         if missing:
             raise UserError(f"{directory} (shard {index}/{count}) lacks {len(missing)} episodes (first: {missing[0]})")
 
-    out = Path(config.out)
-    check_directory(out, prepared.fingerprint, resume=False, overwrite=config.overwrite)
-    with claimed_directory(out, config.overwrite):
+    out = RunDirectory(config.out)
+    out.check(inputs.fingerprint, resume=False, overwrite=config.overwrite)
+    out.claim(config.overwrite)
+    try:
         timings = {
             "selection_seconds": round(sum(i["selection_seconds"] for i in infos), 3),
             "selection_wall_seconds": round(max(i["selection_seconds"] for i in infos), 3),
@@ -102,7 +100,10 @@ def merge(config: MergeConfig) -> None:
             "shards": [{"index": i["shard"]["index"], "directory": str(d), "selection_seconds": i["selection_seconds"],
                         "peak_rss_mb": i.get("peak_rss_mb")} for d, i in zip(directories, infos)],
         }
-        info = run_info(prepared, list(outcomes.values()), first["model"], timings)
-        selection = finalize(prepared, outcomes, out, info)
+        scored = credit(inputs, outcomes, episode_info(inputs, list(outcomes.values()), first["model"]))
+        info = {**common_info(inputs, first["model"], timings), **scored.info}
+        selection = write_outputs(out, inputs, scored, info)
+    finally:
+        out.unlock()
     if not config.quiet:
         stderr(summary(selection, info, out, select_config.budget))

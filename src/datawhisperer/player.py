@@ -14,15 +14,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .answers import parse_numbered_answers
-from .checkpoint import EpisodeLog
-from .episodes import Episode
+from .episodes import Episode, owner_of
 from .metrics import wants_complete_answers
 from .prompts import PromptBuilder
 from .scoring import EpisodeOutcome, normalise
 from .tasks import Example
 
 if TYPE_CHECKING:
-    from .runner import Prepared
+    from .inputs import RunInputs
+    from .rundir import EpisodeLog
 
 
 MARKER_TOKENS = 8  # "\n\n[12] " in any tokenizer, with room to spare
@@ -31,20 +31,20 @@ MARKER_TOKENS = 8  # "\n\n[12] " in any tokenizer, with room to spare
 class EpisodePlayer:
     """Plays one episode on a backend and turns what it returns into an EpisodeOutcome."""
 
-    def __init__(self, prepared: Prepared, backend) -> None:
-        self.prepared = prepared
+    def __init__(self, inputs: RunInputs, backend) -> None:
+        self.inputs = inputs
         self.backend = backend
-        config = prepared.config
-        self.builder = PromptBuilder(backend.tokenizer, config.instruction or prepared.task.instruction,
+        config = inputs.config
+        self.builder = PromptBuilder(backend.tokenizer, config.instruction or inputs.task.instruction,
                                      config.query_mode)
-        self.stop = tuple(prepared.task.stop) + self.builder.stop
+        self.stop = tuple(inputs.task.stop) + self.builder.stop
         self.played = 0
-        self.answer_budget = self._answer_budget(prepared.max_new_tokens, prepared.plan.n_queries)
+        self.answer_budget = self._answer_budget(inputs.max_new_tokens, inputs.plan.n_queries)
 
     def _answer_budget(self, max_new_tokens: int, n_queries: int) -> int:
         """New tokens one generation may take: in multi mode one sequence holds every numbered answer,
         so it gets each answer's budget plus room for its "[k]" marker and line breaks."""
-        if self.prepared.config.query_mode == "multi":
+        if self.inputs.config.query_mode == "multi":
             return n_queries * (max_new_tokens + MARKER_TOKENS)
         return max_new_tokens
 
@@ -52,10 +52,10 @@ class EpisodePlayer:
         """Render the episode, dropping the longest demonstrations until it fits the context; a make-up's
         targets (`keep`) go last. Returns (prompt or None, shown, dropped, unfit): unfit holds the last
         demonstration dropped when it did not fit alone although the queries fit without it."""
-        examples = self.prepared.examples
+        examples = self.inputs.examples
         shown, dropped = list(demo_ids), []
         extra = self.answer_budget
-        if self.prepared.config.scoring == "likelihood":
+        if self.inputs.config.scoring == "likelihood":
             extra = min(extra, max(self.backend.count_tokens(q.answer) for q in queries) + 1)
 
         def fits(prompt) -> bool:
@@ -72,17 +72,14 @@ class EpisodePlayer:
         unfit = [dropped[-1]] if dropped and fits(self.builder.build([], queries)) else []
         return None, [], dropped, unfit
 
-    def play(self, episode: Episode) -> EpisodeOutcome:
-        return self.play_group([episode])[0]
-
     def play_group(self, episodes: list[Episode]) -> list[EpisodeOutcome]:
         """Play episodes in one backend batch; each outcome is what its episode yields alone."""
         self.played += len(episodes)
         start = time.perf_counter()
-        config = self.prepared.config
+        config = self.inputs.config
         outcomes, playable, prompts, queries = [], [], [], []
         for episode in episodes:
-            episode_queries = [self.prepared.queries[q] for q in episode.queries]
+            episode_queries = [self.inputs.queries[q] for q in episode.queries]
             outcome = EpisodeOutcome(episode.id, episode.attempt, episode.round, [], list(episode.queries),
                                      None, [], [], targets=list(episode.targets))
             prompt, outcome.demos, outcome.dropped, outcome.unfit = self._fit(list(episode.demos), episode_queries,
@@ -100,7 +97,7 @@ class EpisodePlayer:
             if config.scoring == "likelihood":
                 # the answer's first max_new_tokens tokens: the span generation would have produced
                 results = self.backend.score(prompts, [[q.answer for q in qs] for qs in queries],
-                                             self.prepared.max_new_tokens)
+                                             self.inputs.max_new_tokens)
             else:
                 results = self.backend.generate(prompts, self.answer_budget, self.stop)
             for outcome, result, episode_queries in zip(playable, results, queries):
@@ -112,7 +109,7 @@ class EpisodePlayer:
 
     def _record(self, outcome: EpisodeOutcome, result, queries: list[Example]) -> None:
         """Score the answers (or take the likelihoods) and the attention of one episode."""
-        config = self.prepared.config
+        config = self.inputs.config
         scores: list[float | None] = []
         if config.scoring == "likelihood":
             scores = list(result.token_scores)
@@ -121,7 +118,7 @@ class EpisodePlayer:
             if config.query_mode == "multi":
                 outcome.answers = list(result.texts)
                 answers = parse_numbered_answers(result.texts[0], len(queries))
-            if any(result.truncated or ()) and wants_complete_answers(self.prepared.metric):
+            if any(result.truncated or ()) and wants_complete_answers(self.inputs.metric):
                 # a cut answer has no final answer yet: unparseable, not 0
                 outcome.answers = list(result.texts)
                 outcome.failed, outcome.reason = True, "an answer hit the token limit"
@@ -129,7 +126,7 @@ class EpisodePlayer:
                 outcome.failed, outcome.reason = True, "numbered answers could not be parsed"
             else:
                 outcome.answers = list(answers)
-                scores = [self.prepared.metric(a, q.answer) for a, q in zip(answers, queries)]
+                scores = [self.inputs.metric(a, q.answer) for a, q in zip(answers, queries)]
                 if any(s is None for s in scores):
                     outcome.failed, outcome.reason = True, "an answer could not be parsed by the metric"
         mass = np.asarray(result.demo_mass, dtype=np.float64).sum(axis=0)
@@ -146,7 +143,7 @@ def share_of(plan, group_size: int, rank: int, world_size: int) -> list[list[Epi
     Groups are fixed by the plan, so what a batch holds never depends on how the work is spread."""
     episodes = plan.episodes()
     groups = [episodes[k: k + group_size] for k in range(0, len(episodes), group_size)]
-    return [group for k, group in enumerate(groups) if k % world_size == rank]
+    return [group for group in groups if owner_of(group[0].id, group_size, world_size) == rank]
 
 
 def play_share(player: EpisodePlayer, rank: int, world_size: int, done: dict, log: EpisodeLog | None,
@@ -157,9 +154,9 @@ def play_share(player: EpisodePlayer, rank: int, world_size: int, done: dict, lo
     own earlier outcomes, so the batches, like the plan, never depend on how the work is spread. A batch
     whose outcomes are all in `done` is skipped; a partly finished one is replayed whole (so its numbers
     are those of an uninterrupted run) and only the missing outcomes are appended."""
-    plan = player.prepared.plan
-    max_retries = player.prepared.config.max_retries
-    groups = share_of(plan, player.prepared.config.episode_batch, rank, world_size)
+    plan = player.inputs.plan
+    max_retries = player.inputs.config.max_retries
+    groups = share_of(plan, player.inputs.config.episode_batch, rank, world_size)
     outcomes: list[EpisodeOutcome] = []
     failures = 0
     bar = tqdm(total=sum(map(len, groups)), disable=not progress, unit="episode", desc="scoring", file=sys.stderr,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .data import Table, atomic_write_text, write_subset
+from .data import Table
 from .errors import UserError
 from .scoring import ranking
 
@@ -57,25 +56,11 @@ class Selection:
         return [{"index": i, "score": None if math.isnan(s) else float(s), "appearances": int(a)}
                 for i, (s, a) in enumerate(zip(self.scores, self.appearances))]
 
-    def write_scores(self, out: Path) -> Path:
-        path = Path(out) / "scores.jsonl"
-        atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in self.score_rows()))
-        return path
-
-    def write_subset(self, out: Path, budget: str) -> Path:
-        """`selected-<budget as typed><ext>` in the pool's own format."""
-        return write_subset(self.table, self.top_indices(budget), Path(out) / f"selected-{budget}{self.table.suffix}")
-
     def save(self, out: str | Path, budgets: list[str]) -> list[Path]:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        return [self.write_scores(out), *(self.write_subset(out, b) for b in budgets)]
+        """scores.jsonl and selected-<budget>.<ext> in `out` (the run directory writes them)."""
+        from .rundir import RunDirectory
+
+        return RunDirectory(out).write_selection(self, budgets)
 
     def unscored(self) -> int:
         return int(np.isnan(self.scores).sum())
-
-
-def read_scores(run_dir: str | Path) -> np.ndarray:
-    """The scores a run wrote (`Selection.write_scores`), NaN where an example was unscored."""
-    rows = (json.loads(line) for line in (Path(run_dir) / "scores.jsonl").read_text().splitlines() if line)
-    return np.array([np.nan if row["score"] is None else row["score"] for row in rows], dtype=np.float64)

@@ -12,16 +12,16 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..checkpoint import EpisodeLog, content_hash, describe_differences
-from ..config import SelectConfig
 from ..data import atomic_write_json, atomic_write_text, load_table
 from ..errors import UserError
+from ..fingerprint import content_hash
+from ..rundir import RunDirectory, describe_differences
 from ..scoring import aggregate, ranking
-from ..selection import budget_count, parse_budget, read_scores
+from ..selection import budget_count, parse_budget
 from .common import builder_for, load_for_training, load_task_data
 from .configs import SEEDED_BASELINES, BenchConfig, parse_method
 from .evaluate import evaluate_model
-from .finetune import FinetuneConfig, train_lora
+from .finetune import train_lora
 from .tables import write_results
 
 # What a sitting may change without making its cells incomparable with the ones already on disk.
@@ -81,26 +81,17 @@ class Bench:
         seeded = base == "datawhisperer" or base in SEEDED_BASELINES
         key = f"datawhisperer-r{rounds}" if base == "datawhisperer" else base
         directory = self.out / "selections" / (f"{key}-s{seed}" if seeded else key)
-        run_file = directory / "run.json"
-        done = run_file.exists() and json.loads(run_file.read_text()).get("status") == "finished"
-        if not done:
+        run = RunDirectory(directory)
+        if not run.finished():
             self.log(f"[bench] selecting with {key} (seed {seed if seeded else '-'})")
             from ..runner import select
 
-            select(SelectConfig(
-                data=str(self.pool_path), out=str(directory), task=self.config.task,
-                input_field=self.config.input_field, output_field=self.config.output_field,
-                model=self.config.scorer_model or self.config.model, method=base, seed=seed if seeded else 0,
-                rounds=rounds, n_demos=self.config.n_demos, n_queries=self.config.n_queries,
-                max_new_tokens=self.config.select_max_new_tokens, scoring=self.config.scoring,
-                device=self.config.device, resume=base == "datawhisperer", overwrite=base != "datawhisperer",
-                quiet=self.config.quiet))
-        info = json.loads(run_file.read_text())
-        if base == "datawhisperer":
-            outcomes = EpisodeLog(directory / "episodes.jsonl").read(repair=False)
-            scores = aggregate(outcomes, len(self.train.examples), weighting).scores
+            select(self.config.select_config(method, seed, data=str(self.pool_path), out=str(directory)))
+        info = run.info()
+        if base == "datawhisperer":  # one selection run serves every weighting: credit it anew
+            scores = aggregate(list(run.outcomes().values()), len(self.train.examples), weighting).scores
         else:
-            scores = read_scores(directory)
+            scores = run.scores()
         # a selection finished over several sittings costs what each sitting spent on it
         seconds = float(info["selection_seconds"]) + float(info.get("resumed_episode_seconds", 0.0))
         return ranking(scores).tolist(), seconds
@@ -110,17 +101,19 @@ class Bench:
     def train_and_evaluate(self, indices: list[int], seed: int) -> dict:
         config = self.config
         model, tokenizer, device, model_name = load_for_training(config.model, config.device, log=lambda m: None)
-        finetune_config = FinetuneConfig(data="-", out="-", epochs=config.epochs, lr=config.lr,
-                                         batch_size=config.batch_size, lora_r=config.lora_r,
-                                         max_length=config.max_length, seed=seed, quiet=config.quiet)
+        finetune_config = config.finetune_config(seed)
         examples = [self.train.examples[i] for i in indices]
         peft_model, stats = train_lora(model, tokenizer, builder_for(tokenizer, self.train.instruction), examples,
                                        finetune_config, device)
         merged = peft_model.merge_and_unload()
-        metrics, _ = evaluate_model(merged, tokenizer, device, self.test, config.generate_limit,
-                                    config.eval_max_new_tokens or self.test.task.max_new_tokens,
-                                    config.eval_batch_size, config.max_length, progress=not config.quiet)
+        metrics, _ = self.evaluate(merged, tokenizer, device)
         return {"model": model_name, **metrics, **stats}
+
+    def evaluate(self, model, tokenizer, device) -> tuple[dict, list]:
+        ev = self.config.evaluate_config()
+        return evaluate_model(model, tokenizer, device, self.test, ev.generate_limit,
+                              ev.max_new_tokens or self.test.task.max_new_tokens, ev.batch_size, ev.max_length,
+                              progress=not ev.quiet)
 
     def cell(self, path: Path, compute) -> dict:
         result_file = path / "result.json"
@@ -138,10 +131,7 @@ class Bench:
         def compute() -> dict:
             self.log("[bench] zero-shot evaluation")
             model, tokenizer, device, _ = load_for_training(self.config.model, self.config.device, log=lambda m: None)
-            metrics, _ = evaluate_model(model, tokenizer, device, self.test, self.config.generate_limit,
-                                        self.config.eval_max_new_tokens or self.test.task.max_new_tokens,
-                                        self.config.eval_batch_size, self.config.max_length,
-                                        progress=not self.config.quiet)
+            metrics, _ = self.evaluate(model, tokenizer, device)
             return metrics
 
         return self.cell(self.out / "zero_shot", compute)

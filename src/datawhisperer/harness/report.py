@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import content_hash
 from ..data import atomic_write_text, load_table
 from ..errors import UserError
+from ..fingerprint import content_hash
+from ..rundir import RunDirectory
 from .configs import ReportConfig
 
 
@@ -59,8 +60,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def selection_report(run_dir: Path, n_examples: int) -> str:
-    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    scores = [json.loads(line) for line in (run_dir / "scores.jsonl").read_text(encoding="utf-8").splitlines()]
+    run = RunDirectory(run_dir)
+    info, scores = run.info(), run.score_rows()
     values = np.array([s["score"] for s in scores if s["score"] is not None], dtype=np.float64)
     plt = _plt()
     parts = []
@@ -79,24 +80,20 @@ def selection_report(run_dir: Path, n_examples: int) -> str:
     fig.tight_layout()
     parts.append(f"<h2>Score distribution</h2><p>{len(values)} scored, {len(scores) - len(values)} unscored.</p>"
                  + _png(fig))
-    episodes_file = run_dir / "episodes.jsonl"
-    if episodes_file.exists():
-        by_slot: dict[int, list[float]] = {}
-        for line in episodes_file.read_text(encoding="utf-8").splitlines():
-            episode = json.loads(line)
-            if episode.get("weights"):  # attention is measured whether or not the answers could be scored
-                for slot, weight in enumerate(episode["weights"]):
-                    by_slot.setdefault(slot, []).append(weight)
-        if by_slot:
-            slots = sorted(by_slot)
-            means = [float(np.mean(by_slot[s])) for s in slots]
-            fig, ax = plt.subplots(figsize=(7, 3))
-            ax.bar([s + 1 for s in slots], means)
-            ax.set_xlabel("demonstration position in the prompt (1 = first)")
-            ax.set_ylabel("mean attention weight")
-            fig.tight_layout()
-            parts.append("<h2>Attention weight by demonstration position</h2><p>"
-                         + ", ".join(f"{m:.3f}" for m in means) + "</p>" + _png(fig))
+    by_slot: dict[int, list[float]] = {}
+    for episode in run.outcomes().values():  # attention is measured whether or not the answers could be scored
+        for slot, weight in enumerate(episode.weights):
+            by_slot.setdefault(slot, []).append(weight)
+    if by_slot:
+        slots = sorted(by_slot)
+        means = [float(np.mean(by_slot[s])) for s in slots]
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.bar([s + 1 for s in slots], means)
+        ax.set_xlabel("demonstration position in the prompt (1 = first)")
+        ax.set_ylabel("mean attention weight")
+        fig.tight_layout()
+        parts.append("<h2>Attention weight by demonstration position</h2><p>"
+                     + ", ".join(f"{m:.3f}" for m in means) + "</p>" + _png(fig))
     records, why_not = _pool_records(info, run_dir)
     if records is None:
         parts.append(f"<p>Records are not shown: {html.escape(why_not)}.</p>")
@@ -161,7 +158,7 @@ def report(config: ReportConfig) -> Path:
     run_dir = Path(config.run_dir)
     if (run_dir / "results.json").exists():
         page = bench_report(run_dir)
-    elif (run_dir / "run.json").exists() and (run_dir / "scores.jsonl").exists():
+    elif RunDirectory(run_dir).finished():
         page = selection_report(run_dir, config.examples)
     else:
         raise UserError(f"{run_dir} is neither a finished selection run nor a bench directory")

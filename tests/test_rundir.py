@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import assert_same_run, assert_varied, labelled_records, read_episodes, read_scores, write_jsonl
 
-from datawhisperer.checkpoint import DirectoryLock, EpisodeLog
 from datawhisperer.cli import main
+from datawhisperer.errors import UserError
+from datawhisperer.rundir import EpisodeLog, RunDirectory
 
 HELPER = Path(__file__).parent / "helpers" / "slow_select.py"
 FAKE = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--quiet"]
@@ -110,11 +111,54 @@ def test_resume_with_other_data_is_refused(tmp_path, capsys, pool, reference):
 def test_two_processes_cannot_write_one_directory(tmp_path, capsys, pool):
     out = tmp_path / "busy"
     out.mkdir()
-    lock = DirectoryLock(out)
-    lock.acquire()
+    holder = RunDirectory(out)
+    holder.lock()
     try:
         assert main(["select", pool, "--out", str(out), *FAKE]) == 2
         assert "in use by another datawhisperer process" in capsys.readouterr().err
     finally:
-        lock.release()
+        holder.unlock()
     assert main(["select", pool, "--out", str(out), *FAKE]) == 0
+
+
+def test_run_directory_owns_its_files_and_nothing_else(tmp_path):
+    import numpy as np
+
+    from datawhisperer.data import table_from_records
+    from datawhisperer.scoring import EpisodeOutcome
+    from datawhisperer.selection import Selection
+
+    run = RunDirectory(tmp_path / "run")
+    assert not run.holds_run() and not run.finished()
+    run.claim(overwrite=False)
+    (run.path / "notes.txt").write_text("the user's own file")
+    outcome = EpisodeOutcome(0, 0, 0, [2, 0], [1], [0.5], [0.2, 0.1], [0.6, 0.4])
+    log = run.episode_log(rank=1, world_size=2)  # a rank's log; rank 0 merges them later
+    log.append([outcome])
+    log.close()
+    assert run.holds_run() and list(run.outcomes()) == [(0, 0)]
+    run.write_outcomes([outcome])
+    assert sorted(p.name for p in run.path.iterdir()) == ["episodes.jsonl", "notes.txt"]
+    table = table_from_records([{"text": "a", "label": "b"}, {"text": "c", "label": "d"}, {"text": "e", "label": "f"}])
+    selection = Selection(table, np.array([0.25, np.nan, 0.75]), np.array([1, 0, 1]), {})
+    run.write_selection(selection, ["0.5"])
+    np.testing.assert_array_equal(run.scores(), [0.25, np.nan, 0.75])
+    run.write_info({"status": "finished"})
+    assert run.finished()
+    with pytest.raises(UserError, match="--resume to continue it or --overwrite"):
+        run.check({"seed": 0}, resume=False, overwrite=False)
+    run.unlock()
+    run.claim(overwrite=True)  # an earlier run's files go, the user's stay
+    assert sorted(p.name for p in run.path.iterdir()) == ["notes.txt"]
+    run.unlock()
+
+
+def test_resume_is_refused_when_the_fingerprint_differs(tmp_path):
+    run = RunDirectory(tmp_path)
+    run.write_info({"status": "running", "fingerprint": {"seed": 0, "data": "abc"}})
+    run.check({"seed": 0, "data": "abc"}, resume=True, overwrite=False)
+    with pytest.raises(UserError, match="seed: 0 -> 1"):
+        run.check({"seed": 1, "data": "abc"}, resume=True, overwrite=False)
+    (tmp_path / "run.json").write_text("{not json")
+    with pytest.raises(UserError, match="not valid JSON"):
+        run.info()

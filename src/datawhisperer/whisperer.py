@@ -1,0 +1,106 @@
+"""The Data Whisperer method: play the plan's episodes, then credit each demonstration.
+
+Work is split by batches of planned episodes (episodes.owner_of): every later try of an episode (a re-draw
+after a failure, a make-up for demonstrations it left unscored) stays with it. An outcome depends only on
+its episode and that episode's earlier outcomes (the plan is fixed by the seed; results do not depend on
+batch company), so scores never depend on how the work was spread over ranks, shards or sittings.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from .episodes import EpisodePlan, owner_of
+from .errors import UserError
+from .inputs import RunInputs
+from .methods import Scored, Session
+from .player import EpisodePlayer, play_share
+from .scoring import EpisodeOutcome, aggregate, unscored_examples
+
+
+def missing_episodes(plan: EpisodePlan, max_retries: int, outcomes: dict, share: tuple[int, int] = (0, 1),
+                     group_size: int = 1) -> list[int]:
+    """Planned episode ids (of one share) whose tries (plan.next_try: re-draws, make-ups) lack an outcome."""
+    rank, world = share
+    missing = []
+    for episode in plan.episodes():
+        if owner_of(episode.id, group_size, world) != rank:
+            continue
+        history: list[EpisodeOutcome] = []
+        while (attempt := plan.next_try(episode, history, max_retries)) is not None:
+            if (episode.id, attempt.attempt) not in outcomes:
+                missing.append(episode.id)
+                break
+            history.append(outcomes[(episode.id, attempt.attempt)])
+    return missing
+
+
+def episode_info(inputs: RunInputs, outcomes: list[EpisodeOutcome], backend_info: dict) -> dict:
+    """What run.json records of the episodes played (of the whole run, or of one shard)."""
+    finished = [o for o in outcomes if not o.failed]
+    unscored = unscored_examples(outcomes)  # of a shard: among the examples its episodes tried
+    return {
+        "task": {"name": inputs.task.name, "metric": inputs.fingerprint["metric"],
+                 "instruction": inputs.fingerprint["instruction"], "max_new_tokens": inputs.max_new_tokens},
+        "layer": backend_info.get("layer"),
+        "query_source": inputs.plan.query_source,
+        "planned_episodes": len(inputs.plan.episodes()),
+        "episodes": len(finished),
+        "failed_episodes": len(outcomes) - len(finished),
+        "failure_reasons": dict(Counter(o.reason for o in outcomes if o.failed)),
+        "truncated_episodes": sum(bool(o.dropped) for o in finished),
+        "demonstrations_dropped_for_context": sum(len(o.dropped) for o in finished),
+        "makeup_episodes": sum(bool(o.targets) for o in outcomes),
+        "unscored_examples": len(unscored),
+        "unscored_reasons": dict(sorted(Counter(unscored.values()).items())),
+        "prompt_tokens": int(sum(o.prompt_tokens for o in outcomes)),
+        "episode_seconds_total": round(sum(o.seconds for o in outcomes), 3),
+    }
+
+
+def credit(inputs: RunInputs, outcomes: dict, info: dict) -> Scored:
+    """Every outcome of the plan, in order, credited to the demonstrations."""
+    missing = missing_episodes(inputs.plan, inputs.config.max_retries, outcomes)
+    if missing:
+        raise UserError(f"{len(missing)} episodes have no result (first: {missing[0]}); rerun with --resume")
+    ordered = [outcomes[key] for key in sorted(outcomes)]
+    result = aggregate(ordered, len(inputs.examples), inputs.config.weighting)
+    return Scored(result.scores, result.appearances, info, ordered)
+
+
+@dataclass(frozen=True)
+class DataWhisperer:
+    needs_model: bool = True
+    plays_episodes: bool = True
+
+    def run(self, session: Session) -> Scored | None:
+        inputs, topology, out = session.inputs, session.topology, session.out
+        done = out.outcomes() if out is not None else {}
+        session.group.barrier()  # everyone has read the old logs before anyone appends
+        log = None
+        if out is not None:
+            log = out.episode_log(topology.rank, topology.world_size) if topology.launched else out.episode_log()
+        player = EpisodePlayer(inputs, session.backend)
+        try:
+            mine = play_share(player, topology.rank, topology.world_size, done, log, progress=session.progress)
+        finally:
+            if log is not None:
+                log.close()
+        session.group.barrier()
+        played = {"resumed_episodes": len(done),
+                  # what the resumed episodes cost when an earlier sitting played them
+                  "resumed_episode_seconds": round(sum(o.seconds for o in done.values()), 3),
+                  "played_episodes": player.played, "world_size": topology.world_size}
+        description = session.backend.description
+        if topology.shard:
+            info = {**episode_info(inputs, mine, description), **played,
+                    "shard": {"index": topology.rank, "count": topology.world_size}}
+            return Scored(None, None, info, None)  # a shard's outcomes wait for `datawhisperer merge`
+        if not topology.is_main:
+            return None
+        outcomes = out.outcomes() if out is not None else {(o.episode, o.attempt): o for o in mine}
+        return credit(inputs, outcomes, {**episode_info(inputs, list(outcomes.values()), description), **played})
+
+
+DATA_WHISPERER = DataWhisperer()

@@ -1,0 +1,32 @@
+"""Checking a selection's inputs before any model loads."""
+
+import pytest
+from conftest import plural_records
+
+from datawhisperer.config import SelectConfig
+from datawhisperer.errors import UserError
+from datawhisperer.inputs import check_inputs
+
+
+def test_inputs_are_checked_and_fingerprinted_by_content():
+    config = SelectConfig(task="classification", n_demos=3, n_queries=2, seed=4)
+    inputs = check_inputs(config, plural_records(12))
+    assert len(inputs.examples) == 12 and inputs.plan.n_demos == 3 and inputs.instruction == inputs.task.instruction
+    again = check_inputs(SelectConfig(task="classification", n_demos=3, n_queries=2, seed=4), plural_records(12))
+    assert again.fingerprint == inputs.fingerprint
+    other = check_inputs(SelectConfig(task="classification", n_demos=3, n_queries=2, seed=4), plural_records(13))
+    assert other.fingerprint["data"] != inputs.fingerprint["data"]
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"method": "radnom"}, "did you mean 'random'"),
+    ({"weighting": "debiassed"}, "did you mean 'debiased'"),
+    ({"query_source": "val"}, "query source 'val' needs --val FILE"),
+])
+def test_bad_settings_are_one_line_errors(options, message):
+    with pytest.raises(UserError, match=message):
+        check_inputs(SelectConfig(task="classification", n_demos=3, n_queries=2, **options), plural_records(12))
+
+
+def test_baselines_have_no_episode_plan():
+    assert check_inputs(SelectConfig(task="classification", method="random"), plural_records(12)).plan is None

@@ -1,0 +1,58 @@
+"""The one method registry: every method is an entry with one signature, driven by one runner."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import labelled_records, write_jsonl
+
+from datawhisperer.backends.fake import FakeBackend
+from datawhisperer.config import SelectConfig
+from datawhisperer.errors import UserError
+from datawhisperer.methods import METHODS, Baseline
+from datawhisperer.runner import select
+
+
+def test_every_method_is_an_entry_with_one_signature():
+    assert METHODS.names() == ["datawhisperer", "grand", "ifd", "length", "nuggets", "perplexity", "random"]
+    for name in METHODS.names():
+        method = METHODS.get(name)
+        assert callable(method.run) and isinstance(method.needs_model, bool)
+    assert METHODS.get("datawhisperer").plays_episodes and not METHODS.get("nuggets").plays_episodes
+    with pytest.raises(UserError, match="did you mean 'nuggets'"):
+        METHODS.get("nugets")
+
+
+@pytest.mark.parametrize("method", ["datawhisperer", "random", "nuggets"])
+def test_the_runner_gives_every_method_the_same_checks_and_outputs(tmp_path, method):
+    pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(20))
+    out = tmp_path / "out"
+    config = SelectConfig(pool, out=str(out), method=method, task="classification", n_demos=3, n_queries=2,
+                          anchors=4, quiet=True, budget=["0.25"])
+    selection = select(config, backend=FakeBackend())
+    assert {p.name for p in out.iterdir()} >= {"run.json", "scores.jsonl", "selected-0.25.jsonl"}
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "finished" and info["pool_size"] == 20 and info["fingerprint"]["method"] == method
+    assert len(selection.top_indices("0.25")) == 5 and np.isfinite(selection.scores).all()
+    assert len(set(selection.scores.tolist())) > 1  # the scores vary: the order above means something
+    with pytest.raises(UserError, match="holds another run's files"):  # the same guard for every method
+        select(SelectConfig(pool, out=str(out), method=method, task="classification", quiet=True),
+               backend=FakeBackend())
+
+
+def test_a_baseline_is_a_score_function_run_on_every_example():
+    from datawhisperer.inputs import check_inputs
+    from datawhisperer.methods import Session
+
+    config = SelectConfig(method="length", task="classification", seed=1, quiet=True)
+    records = [{"text": str(i), "label": "w " * (i + 1)} for i in range(6)]
+    session = Session(check_inputs(config, records), None, None, None, lambda: None)
+    scored = Baseline("datawhisperer.baselines.simple:length_scores", needs_model=False).run(session)
+    assert scored.scores.tolist() == [-1.0, -2.0, -3.0, -4.0, -5.0, -6.0] and scored.info == {"method": "length"}
+
+
+def test_baselines_refuse_shards_and_resume_in_one_line(tmp_path):
+    pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(12))
+    with pytest.raises(UserError, match="apply to datawhisperer runs, not to the random baseline"):
+        select(SelectConfig(pool, out=str(tmp_path / "o"), method="random", task="classification", shard="0/2",
+                            quiet=True))
