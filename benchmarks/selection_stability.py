@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datawhisperer.harness.common import load_task_data
+from datawhisperer.harness.task_model import load_task_data
 from datawhisperer.rundir import RunDirectory
 from datawhisperer.scoring import WEIGHTINGS, aggregate, ranking
 

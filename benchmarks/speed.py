@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 
 from datawhisperer.backends.hf import HFBackend
-from datawhisperer.config import SelectConfig
 from datawhisperer.inputs import check_inputs
 from datawhisperer.player import EpisodePlayer
 from datawhisperer.prompts import PromptBuilder
+from datawhisperer.select_config import SelectConfig
 
 DEFAULT_POOL = Path(__file__).resolve().parents[2] / "shared" / "data" / "bioinstruct" / "pool.json"
 

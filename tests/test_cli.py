@@ -241,8 +241,9 @@ def test_version_is_one_value_for_the_cli_and_the_package(capsys):
 
 
 LOWER_LAYERS = ("backends", "models", "selection", "scoring", "data", "episodes", "player", "prompts", "attention",
-                "metrics", "tasks", "answers", "registry", "errors", "version", "distributed", "memory")
-COMMAND_LINE_LAYER = ("datawhisperer.config", "datawhisperer.cli", "datawhisperer.api", "datawhisperer.harness",
+                "metrics", "tasks", "answers", "registry", "errors", "version", "distributed", "memory", "rundir",
+                "fingerprint")
+COMMAND_LINE_LAYER = ("datawhisperer.select_config", "datawhisperer.cli", "datawhisperer.api", "datawhisperer.harness",
                       "datawhisperer.__init__")
 
 

@@ -7,10 +7,10 @@ import pytest
 from conftest import labelled_records, write_jsonl
 
 from datawhisperer.backends.fake import FakeBackend
-from datawhisperer.config import SelectConfig
 from datawhisperer.errors import UserError
 from datawhisperer.methods import METHODS, Baseline
 from datawhisperer.runner import select
+from datawhisperer.select_config import SelectConfig
 
 
 def test_every_method_is_an_entry_with_one_signature():
@@ -46,7 +46,7 @@ def test_a_baseline_is_a_score_function_run_on_every_example():
 
     config = SelectConfig(method="length", task="classification", seed=1, quiet=True)
     records = [{"text": str(i), "label": "w " * (i + 1)} for i in range(6)]
-    session = Session(check_inputs(config, records), None, None, None, lambda: None)
+    session = Session(check_inputs(config, records, plays_episodes=False), None, None, None, lambda: None)
     scored = Baseline("datawhisperer.baselines.simple:length_scores", needs_model=False).run(session)
     assert scored.scores.tolist() == [-1.0, -2.0, -3.0, -4.0, -5.0, -6.0] and scored.info == {"method": "length"}
 

@@ -152,7 +152,7 @@ import logging, json
 import transformers
 logger = logging.getLogger("transformers")
 logger.setLevel(logging.INFO)
-import datawhisperer, datawhisperer.cli, datawhisperer.runner, datawhisperer.backends.hf, datawhisperer.harness.common
+import datawhisperer, datawhisperer.cli, datawhisperer.runner, datawhisperer.backends.hf, datawhisperer.harness.task_model
 after_import = logger.level
 import torch
 from datawhisperer.models import load_model, model_files

@@ -6,10 +6,10 @@ import re
 from conftest import assert_varied
 
 from datawhisperer.backends.fake import FakeBackend
-from datawhisperer.config import SelectConfig
 from datawhisperer.inputs import check_inputs
 from datawhisperer.player import EpisodePlayer
 from datawhisperer.runner import select
+from datawhisperer.select_config import SelectConfig
 
 
 def math_records(n: int = 16) -> list[dict]:

@@ -162,3 +162,22 @@ def test_resume_is_refused_when_the_fingerprint_differs(tmp_path):
     (tmp_path / "run.json").write_text("{not json")
     with pytest.raises(UserError, match="not valid JSON"):
         run.info()
+
+
+def test_no_other_module_names_a_file_of_the_run_directory():
+    """The run directory's files are named in rundir.py only: everything else asks RunDirectory."""
+    import ast
+
+    source = Path(__file__).parents[1] / "src" / "datawhisperer"
+    names = {"run.json", "scores.jsonl", "episodes.jsonl", "episodes*.jsonl", "episodes.rank-*.jsonl", "selected-*"}
+    offenders = []
+    for path in sorted(source.rglob("*.py")):
+        if path.name == "rundir.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+                offenders.append(f"{path.relative_to(source)}:{node.lineno} {node.value!r}")
+            if isinstance(node, ast.JoinedStr) and any(isinstance(v, ast.Constant) and str(v.value).startswith(
+                    ("selected-", "episodes.rank-")) for v in node.values):
+                offenders.append(f"{path.relative_to(source)}:{node.lineno} f-string")
+    assert offenders == []

@@ -11,8 +11,8 @@ from conftest import write_jsonl
 
 from datawhisperer.backends.fake import FakeBackend
 from datawhisperer.cli import main
-from datawhisperer.config import SelectConfig
 from datawhisperer.runner import select
+from datawhisperer.select_config import SelectConfig
 
 LONG, GIANT = 5, 11  # pool indices
 FLAGS = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--max-length",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from .config import SelectConfig
+from .select_config import SelectConfig
 from .selection import Selection
 
 

@@ -111,17 +111,17 @@ def _dataclass_command(name: str, help_text: str, config_path: str, run_path: st
 
 
 _dataclass_command("select", "score a pool and write the selected subsets",
-                   "datawhisperer.config:SelectConfig", "datawhisperer.runner:select")
+                   "datawhisperer.select_config:SelectConfig", "datawhisperer.runner:select")
 _dataclass_command("merge", "combine the shards of a `select --shard i/n` run into one run's outputs",
                    "datawhisperer.merge:MergeConfig", "datawhisperer.merge:merge")
 _dataclass_command("finetune", "LoRA fine-tuning on a (selected) dataset",
-                   "datawhisperer.harness.configs:FinetuneConfig", "datawhisperer.harness.finetune:finetune")
+                   "datawhisperer.harness.command_configs:FinetuneConfig", "datawhisperer.harness.finetune:finetune")
 _dataclass_command("bench", "select with several methods, fine-tune on each subset, evaluate and compare",
-                   "datawhisperer.harness.configs:BenchConfig", "datawhisperer.harness.bench:bench")
+                   "datawhisperer.harness.command_configs:BenchConfig", "datawhisperer.harness.bench:bench")
 _dataclass_command("report", "a self-contained HTML page for a selection run or a bench directory",
-                   "datawhisperer.harness.configs:ReportConfig", "datawhisperer.harness.report:report")
+                   "datawhisperer.harness.command_configs:ReportConfig", "datawhisperer.harness.report:report")
 _dataclass_command("evaluate", "task metric and gold-answer loss of a model on a test set",
-                   "datawhisperer.harness.configs:EvaluateConfig", "datawhisperer.harness.evaluate:evaluate")
+                   "datawhisperer.harness.command_configs:EvaluateConfig", "datawhisperer.harness.evaluate:evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,12 +34,6 @@ class Topology:
         """Checks, locks and writes --out: rank 0 of a job, or any shard (each has its own directory)."""
         return self.shard or self.rank == 0
 
-    @property
-    def log_name(self) -> str:
-        if self.launched:
-            return f"episodes.rank-{self.rank:05d}-of-{self.world_size:05d}.jsonl"
-        return "episodes.jsonl"
-
 
 def parse_shard(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config import SelectConfig, default_episode_batch
 from .data import Table, load_table, table_from_records
 from .episodes import EpisodePlan
 from .errors import UserError
 from .fingerprint import content_hash, records_hash
 from .metrics import Metric, resolve_metric
 from .scoring import WEIGHTINGS
+from .select_config import SelectConfig, default_episode_batch
 from .tasks import Example, FieldMap, TaskSpec, examples_from_records, load_task
 
 
@@ -33,11 +33,9 @@ class RunInputs:
         return self.config.instruction or self.task.instruction
 
 
-def check_inputs(config: SelectConfig, records: list[dict] | None = None) -> RunInputs:
-    """Load and check the pool, validation set, task, metric and plan of a selection."""
-    from .methods import METHODS
-
-    method = METHODS.get(config.method)
+def check_inputs(config: SelectConfig, records: list[dict] | None = None, plays_episodes: bool = True) -> RunInputs:
+    """Load and check the pool, validation set, task and metric of a selection, and the episode plan of a
+    method that plays episodes."""
     task = load_task(config.task)
     metric_name = config.metric or task.metric
     metric = resolve_metric(metric_name)
@@ -57,7 +55,7 @@ def check_inputs(config: SelectConfig, records: list[dict] | None = None) -> Run
         queries = examples_from_records(val_table.records, field_map)
         val_hash = content_hash(config.val)
     plan = None
-    if method.plays_episodes:
+    if plays_episodes:
         plan = EpisodePlan(len(examples), config.n_demos, config.n_queries, config.rounds, config.seed,
                            n_val=len(queries) if config.val else 0, query_source=config.query_source)
     if config.episode_batch is None:  # resolved after the data checks: it imports torch to look for CUDA

@@ -10,25 +10,25 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .config import SelectConfig, _opt
 from .episodes import owner_of
 from .errors import UserError
 from .inputs import check_inputs
 from .rundir import RunDirectory, describe_differences
 from .runner import common_info, stderr, summary, write_outputs
 from .scoring import EpisodeOutcome
+from .select_config import SelectConfig, option
 from .whisperer import credit, episode_info, missing_episodes
 
 
 @dataclass
 class MergeConfig:
-    shards: list[str] = _opt((), "the shard directories written by `select --shard i/n`", positional=True, nargs="+")
-    out: str = _opt("", "directory for the merged scores.jsonl, selected-<B>.<ext>, run.json, episodes.jsonl")
-    budget: list[str] | None = _opt(None, "budgets to write (default: the shards' own); one or more", repeat=True)
-    weighting: str | None = _opt(None, "demonstration weights: paper, uniform, debiased (default: the shards')")
-    data: str | None = _opt(None, "the pool, if it moved since the shards ran (its content must be unchanged)")
-    overwrite: bool = _opt(False, "replace another run's files in --out")
-    quiet: bool = _opt(False, "no summary")
+    shards: list[str] = option((), "the shard directories written by `select --shard i/n`", positional=True, nargs="+")
+    out: str = option("", "directory for the merged scores.jsonl, selected-<B>.<ext>, run.json, episodes.jsonl")
+    budget: list[str] | None = option(None, "budgets to write (default: the shards' own); one or more", repeat=True)
+    weighting: str | None = option(None, "demonstration weights: paper, uniform, debiased (default: the shards')")
+    data: str | None = option(None, "the pool, if it moved since the shards ran (its content must be unchanged)")
+    overwrite: bool = option(False, "replace another run's files in --out")
+    quiet: bool = option(False, "no summary")
 
 
 def _read_shard(shard: RunDirectory) -> dict:

@@ -20,16 +20,13 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-from .data import atomic_write_json, atomic_write_text, write_subset
+from .data import Table, atomic_write_json, atomic_write_text, write_subset
 from .errors import UserError
 from .scoring import EpisodeOutcome
-
-if TYPE_CHECKING:
-    from .selection import Selection
 
 RUN_FILE = "run.json"
 EPISODES_FILE = "episodes.jsonl"
@@ -90,6 +87,16 @@ def describe_differences(saved: dict, current: dict) -> str:
     return ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys)
 
 
+class Ranked(Protocol):
+    """What the run directory writes of a selection (selection.Selection)."""
+
+    table: Table
+
+    def score_rows(self) -> list[dict]: ...
+
+    def top_indices(self, budget: float | str) -> list[int]: ...
+
+
 class RunDirectory:
     """One output directory: claiming it, its episode logs, its outcomes, scores, subsets and run.json."""
 
@@ -148,6 +155,11 @@ class RunDirectory:
             for path in self._our_files():
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
+    @staticmethod
+    def output_names(budgets: list[str], suffix: str, episodes: bool) -> list[str]:
+        """The files a finished run holds, as a user reads them in a summary."""
+        return [SCORES_FILE, *(f"selected-{b}{suffix}" for b in budgets), RUN_FILE, *([EPISODES_FILE] if episodes else [])]
+
     def _our_files(self) -> list[Path]:
         found = [self.path / n for n in (RUN_FILE, SCORES_FILE) if (self.path / n).exists()]
         return found + sorted(self.path.glob("episodes*.jsonl")) + sorted(self.path.glob("selected-*"))
@@ -198,7 +210,7 @@ class RunDirectory:
 
     # --- scores and subsets -----------------------------------------------------------------------------
 
-    def write_selection(self, selection: Selection, budgets: list[str]) -> list[Path]:
+    def write_selection(self, selection: Ranked, budgets: list[str]) -> list[Path]:
         """scores.jsonl and `selected-<budget as typed><ext>` in the pool's own format."""
         self.path.mkdir(parents=True, exist_ok=True)
         scores = self.path / SCORES_FILE

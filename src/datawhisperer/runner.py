@@ -12,13 +12,13 @@ import sys
 import time
 
 from .backends import BACKENDS, load_backend
-from .config import SelectConfig
 from .distributed import Group, Topology, detect
 from .errors import UserError
 from .inputs import RunInputs, check_inputs
 from .memory import peak_memory, reset_peak_memory
 from .methods import METHODS, Scored, Session
 from .rundir import RunDirectory
+from .select_config import SelectConfig
 from .selection import Selection
 from .version import __version__
 
@@ -52,9 +52,8 @@ def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, i
 
 def summary(selection: Selection, info: dict, out: RunDirectory | None, budgets: list[str]) -> str:
     n, seconds = len(selection), info["selection_seconds"]
-    files = (f" Files are in {out.path}: scores.jsonl, " + ", ".join(f"selected-{b}{selection.table.suffix}"
-                                                                     for b in budgets)
-             + ", run.json" + (", episodes.jsonl." if "episodes" in info else ".")) if out else ""
+    names = RunDirectory.output_names(budgets, selection.table.suffix, episodes="episodes" in info)
+    files = f" Files are in {out.path}: {', '.join(names)}." if out else ""
     if "episodes" not in info:
         return f"{info['method']}: scored {n} examples in {seconds:.1f}s" + (f"; files in {out.path}" if out else "")
     unscored = selection.unscored()
@@ -106,8 +105,8 @@ def _preflight(config: SelectConfig, inputs: RunInputs, out: RunDirectory | None
 
 
 def _select(config: SelectConfig, records, backend, topology: Topology, group: Group) -> Selection | None:
-    inputs = _guarded(group, lambda: check_inputs(config, records))
-    method = METHODS.get(config.method)
+    method = _guarded(group, lambda: METHODS.get(config.method))
+    inputs = _guarded(group, lambda: check_inputs(config, records, method.plays_episodes))
     out = RunDirectory(config.out) if config.out else None
     quiet = config.quiet or not topology.owns_output
     log_line = (lambda m: None) if quiet else stderr

@@ -182,9 +182,9 @@ def test_generation_equals_model_generate_on_the_joint_tokens(family):
 def test_select_keeps_episodes_inside_a_short_sliding_window(tmp_path, family_name, scoring):
     """Episodes longer than the window used to end in a traceback; now demonstrations are dropped until every
     sequence fits inside the window, where windowed attention is exactly full attention."""
-    from datawhisperer.config import SelectConfig
     from datawhisperer.runner import select
     from datawhisperer.scoring import EpisodeOutcome
+    from datawhisperer.select_config import SelectConfig
 
     config_cls, model_cls, tokenizer, extra = FAMILIES[family_name]()
     window = 96 if family_name.startswith("gemma2") else 64  # its template spends more tokens per turn

@@ -73,7 +73,7 @@ def test_bench_rejects_unknown_methods(tmp_path, capsys):
 
 def test_full_pool_cell_can_be_switched_off(tmp_path, tiny_model_dir):
     from datawhisperer.cli import build_parser, config_from_args
-    from datawhisperer.harness.configs import BenchConfig
+    from datawhisperer.harness.command_configs import BenchConfig
 
     args = bench_args(tmp_path, tiny_model_dir)
     assert config_from_args(BenchConfig, build_parser().parse_args(args), None).full is True
@@ -134,7 +134,7 @@ def test_missing_pool_is_a_one_line_error_and_writes_nothing(tmp_path, capsys):
 
 def test_list_options_take_several_values_or_repeat():
     from datawhisperer.cli import build_parser, config_from_args
-    from datawhisperer.harness.configs import BenchConfig
+    from datawhisperer.harness.command_configs import BenchConfig
 
     base = ["bench", "--pool", "p", "--test", "t", "--out", "o"]
     spaced = build_parser().parse_args(base + ["--seeds", "0", "1", "2", "--methods", "random", "ifd"])
@@ -157,7 +157,7 @@ def test_the_bench_flags_are_the_same_as_before():
     import argparse
 
     from datawhisperer.cli import add_dataclass_arguments
-    from datawhisperer.harness.configs import BenchConfig
+    from datawhisperer.harness.command_configs import BenchConfig
 
     parser = argparse.ArgumentParser(add_help=False)
     add_dataclass_arguments(parser, BenchConfig)
@@ -165,7 +165,7 @@ def test_the_bench_flags_are_the_same_as_before():
 
 
 def test_each_stage_gets_what_the_bench_passes_on_under_its_own_names():
-    from datawhisperer.harness.configs import BenchConfig
+    from datawhisperer.harness.command_configs import BenchConfig
 
     config = BenchConfig(pool="p", test="t.jsonl", out="o", task="math", model="target", scorer_model="scorer",
                          n_demos=4, n_queries=2, select_max_new_tokens=7, eval_max_new_tokens=9, batch_size=3,
@@ -193,8 +193,8 @@ def test_each_stage_gets_what_the_bench_passes_on_under_its_own_names():
 def test_defaults_and_help_come_from_the_stage_that_uses_them():
     from dataclasses import fields
 
-    from datawhisperer.config import SelectConfig
-    from datawhisperer.harness.configs import BenchConfig, EvaluateConfig, FinetuneConfig
+    from datawhisperer.harness.command_configs import BenchConfig, EvaluateConfig, FinetuneConfig
+    from datawhisperer.select_config import SelectConfig
 
     bench = {f.name: f for f in fields(BenchConfig)}
     for bench_name, owner, name in (("n_demos", SelectConfig, "n_demos"), ("epochs", FinetuneConfig, "epochs"),
@@ -234,13 +234,13 @@ def test_bad_bench_options_are_refused_before_any_cell_in_the_bench_flag_names(t
     ("nuggets", ("nuggets", None, 1)),
 ])
 def test_method_names(name, parsed):
-    from datawhisperer.harness.configs import parse_method
+    from datawhisperer.harness.command_configs import parse_method
 
     assert tuple(parse_method(name)) == parsed
 
 
 def test_seeded_methods_select_once_per_seed():
-    from datawhisperer.harness.configs import parse_method
+    from datawhisperer.harness.command_configs import parse_method
 
     assert parse_method("datawhisperer-paper").seeded and parse_method("random").seeded
     assert not parse_method("length").seeded and not parse_method("ifd").seeded
@@ -256,7 +256,7 @@ def test_seeded_methods_select_once_per_seed():
 ])
 def test_unknown_method_names(name, message):
     from datawhisperer.errors import UserError
-    from datawhisperer.harness.configs import parse_method
+    from datawhisperer.harness.command_configs import parse_method
 
     with pytest.raises(UserError) as caught:
         parse_method(name)

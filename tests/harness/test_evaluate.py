@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from datawhisperer.backends.causal_lm import end_token_ids
-from datawhisperer.harness.common import builder_for
 from datawhisperer.harness.evaluate import generate_answers
+from datawhisperer.harness.task_model import builder_for
 from datawhisperer.tasks import Example
 from datawhisperer.testing import byte_tokenizer, tiny_model
 

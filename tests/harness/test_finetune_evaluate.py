@@ -5,7 +5,7 @@ import torch
 from conftest import byte_tokenizer, plural_records, write_jsonl
 
 from datawhisperer.cli import main
-from datawhisperer.harness.common import builder_for, encode_completion
+from datawhisperer.harness.task_model import builder_for, encode_completion
 from datawhisperer.tasks import Example
 
 
@@ -42,8 +42,8 @@ def test_finetune_then_evaluate(tmp_path, tiny_model_dir):
 
 
 def test_evaluation_loss_is_the_mean_answer_cross_entropy(tmp_path, tiny_model_dir):
-    from datawhisperer.harness.common import load_for_training, load_task_data
     from datawhisperer.harness.evaluate import answer_losses
+    from datawhisperer.harness.task_model import load_for_training, load_task_data
 
     test = write_jsonl(tmp_path / "test.jsonl", plural_records(3))
     data = load_task_data(test, "classification")
@@ -59,8 +59,8 @@ def test_evaluation_loss_is_the_mean_answer_cross_entropy(tmp_path, tiny_model_d
 
 
 def test_answer_loss_equals_the_causal_lm_loss(tiny_model_dir):
-    from datawhisperer.harness.common import load_for_training
     from datawhisperer.harness.finetune import answer_loss
+    from datawhisperer.harness.task_model import load_for_training
 
     model, _, _, _ = load_for_training(str(tiny_model_dir), "cpu", log=lambda m: None)
     torch.manual_seed(0)

@@ -18,11 +18,11 @@ from ..fingerprint import content_hash
 from ..rundir import RunDirectory, describe_differences
 from ..scoring import aggregate, ranking
 from ..selection import budget_count, parse_budget
-from .common import builder_for, load_for_training, load_task_data
-from .configs import SEEDED_BASELINES, BenchConfig, parse_method
+from .command_configs import SEEDED_BASELINES, BenchConfig, parse_method
 from .evaluate import evaluate_model
 from .finetune import train_lora
 from .tables import write_results
+from .task_model import builder_for, load_for_training, load_task_data
 
 # What a sitting may change without making its cells incomparable with the ones already on disk.
 PER_SITTING = ("out", "methods", "budgets", "seeds", "full", "device", "quiet", "eval_batch_size")

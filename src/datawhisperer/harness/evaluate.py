@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 from ..backends.causal_lm import continuation_logprobs, end_token_ids, pad_id_of
 from ..data import atomic_write_json, atomic_write_text
 from ..errors import UserError
-from .common import TaskData, builder_for, encode_completion, load_for_training, load_task_data
-from .configs import EvaluateConfig
+from .command_configs import EvaluateConfig
+from .task_model import TaskData, builder_for, encode_completion, load_for_training, load_task_data
 
 
 def answer_losses(model, tokenizer, builder, examples, batch_size: int, max_length: int, device) -> list[float]:

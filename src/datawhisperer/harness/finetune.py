@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 
 from ..data import atomic_write_json
 from ..errors import UserError
-from .common import builder_for, encode_completion, load_for_training, load_task_data, seed_everything
-from .configs import FinetuneConfig
+from .command_configs import FinetuneConfig
+from .task_model import builder_for, encode_completion, load_for_training, load_task_data, seed_everything
 
 
 def answer_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ from ..data import atomic_write_text, load_table
 from ..errors import UserError
 from ..fingerprint import content_hash
 from ..rundir import RunDirectory
-from .configs import ReportConfig
+from .command_configs import ReportConfig
 
 
 def _png(fig) -> str:

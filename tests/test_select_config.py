@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from datawhisperer.config import SelectConfig, default_episode_batch
 from datawhisperer.errors import UserError
+from datawhisperer.select_config import SelectConfig, default_episode_batch
 
 
 def test_defaults_are_valid_and_budgets_become_a_list():

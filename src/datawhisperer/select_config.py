@@ -17,54 +17,54 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 SCORINGS = ("generate", "likelihood")
 
 
-def _opt(default, help: str, **extra):
+def option(default, help: str, **extra):
     return field(default=default, metadata={"help": help, **extra})
 
 
 @dataclass
 class SelectConfig:
-    data: str = _opt("", "the pool: .json, .jsonl, .csv, .parquet or a save_to_disk directory", positional=True)
-    out: str | None = _opt(None, "directory for scores.jsonl, selected-<B>.<ext>, run.json, episodes.jsonl")
-    budget: list[str] = _opt(("0.1",), "fraction of the pool to select, in (0, 1]; one or more", repeat=True)
-    task: str = _opt("instruction", "task preset (math, summarization, instruction, classification) or a "
+    data: str = option("", "the pool: .json, .jsonl, .csv, .parquet or a save_to_disk directory", positional=True)
+    out: str | None = option(None, "directory for scores.jsonl, selected-<B>.<ext>, run.json, episodes.jsonl")
+    budget: list[str] = option(("0.1",), "fraction of the pool to select, in (0, 1]; one or more", repeat=True)
+    task: str = option("instruction", "task preset (math, summarization, instruction, classification) or a "
                      "task file (.yaml/.json)")
-    input_field: str | None = _opt(None, "input field, or a template over fields such as '{instruction}\\n{input}'")
-    output_field: str | None = _opt(None, "field holding the gold answer")
-    instruction: str | None = _opt(None, "task instruction shown before the demonstrations (default: the task's)")
-    metric: str | None = _opt(None, "metric name (numeric_match, rouge_l, label_match, exact_match) or module:function")
-    model: str | None = _opt(None, "local model directory, .gguf file, or model id in the local HF cache "
+    input_field: str | None = option(None, "input field, or a template over fields such as '{instruction}\\n{input}'")
+    output_field: str | None = option(None, "field holding the gold answer")
+    instruction: str | None = option(None, "task instruction shown before the demonstrations (default: the task's)")
+    metric: str | None = option(None, "metric name (numeric_match, rouge_l, label_match, exact_match) or module:function")
+    model: str | None = option(None, "local model directory, .gguf file, or model id in the local HF cache "
                              "(default: the embedded SmolLM2-135M-Instruct)")
-    backend: str = _opt("hf", "model backend (hf; fake runs the pipeline without a model, for tests)")
-    device: str = _opt("auto", "auto, cpu, cuda or mps", choices=DEVICES)
-    dtype: str = _opt("auto", "auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16, float16", choices=DTYPES)
-    layer: int | None = _opt(None, "attention layer, 0-based; negative counts from the end "
+    backend: str = option("hf", "model backend (hf; fake runs the pipeline without a model, for tests)")
+    device: str = option("auto", "auto, cpu, cuda or mps", choices=DEVICES)
+    dtype: str = option("auto", "auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16, float16", choices=DTYPES)
+    layer: int | None = option(None, "attention layer, 0-based; negative counts from the end "
                              "(default: round(0.4 x number of layers))")
-    n_demos: int = _opt(5, "demonstrations per episode")
-    n_queries: int = _opt(3, "queries per episode")
-    rounds: int = _opt(1, "passes over the pool; each example is a demonstration at least once per round")
-    seed: int = _opt(0, "seed of the episode plan")
-    val: str | None = _opt(None, "validation file to draw queries from (default: the pool's other fold)")
-    query_source: str = _opt("auto", "where queries come from: auto, val, fold (2-fold split) or rest of the pool",
+    n_demos: int = option(5, "demonstrations per episode")
+    n_queries: int = option(3, "queries per episode")
+    rounds: int = option(1, "passes over the pool; each example is a demonstration at least once per round")
+    seed: int = option(0, "seed of the episode plan")
+    val: str | None = option(None, "validation file to draw queries from (default: the pool's other fold)")
+    query_source: str = option("auto", "where queries come from: auto, val, fold (2-fold split) or rest of the pool",
                              choices=("auto", "val", "fold", "rest"))
-    query_mode: str = _opt("single", "single: each query in its own sequence after a shared demo prefix; "
+    query_mode: str = option("single", "single: each query in its own sequence after a shared demo prefix; "
                            "multi: all queries numbered in one prompt (the paper's)", choices=("single", "multi"))
-    max_new_tokens: int | None = _opt(None, "longest answer generated (default: the task's)")
-    max_length: int | None = _opt(None, "longest prompt + answer in tokens (default: the model's context)")
-    scoring: str = _opt("generate", "generate: greedy answers scored by the metric (the paper's); "
+    max_new_tokens: int | None = option(None, "longest answer generated (default: the task's)")
+    max_length: int | None = option(None, "longest prompt + answer in tokens (default: the model's context)")
+    scoring: str = option("generate", "generate: greedy answers scored by the metric (the paper's); "
                         "likelihood: no decoding, the gold answer's mean token probability", choices=SCORINGS)
-    weighting: str = _opt("paper", "demonstration weights: paper (attention), uniform, debiased")
-    method: str = _opt("datawhisperer", "selection method: datawhisperer, or a baseline (random, length, perplexity, "
+    weighting: str = option("paper", "demonstration weights: paper (attention), uniform, debiased")
+    method: str = option("datawhisperer", "selection method: datawhisperer, or a baseline (random, length, perplexity, "
                        "ifd, nuggets, grand)")
-    anchors: int = _opt(8, "nuggets: size of the fixed anchor set")
-    episode_batch: int | None = _opt(None, "episodes played together in one batch (default: 4 for generate, 1 for "
+    anchors: int = option(8, "nuggets: size of the fixed anchor set")
+    episode_batch: int | None = option(None, "episodes played together in one batch (default: 4 for generate, 1 for "
                                      "likelihood; 16 on CUDA); the batches are fixed by the plan, so results never "
                                      "depend on how the work is spread")
-    max_retries: int = _opt(3, "re-draws of a failed episode's queries before its demos go unscored by it")
-    shard: str | None = _opt(None, "i/n: play only shard i of n of the episodes into --out (for job arrays); "
+    max_retries: int = option(3, "re-draws of a failed episode's queries before its demos go unscored by it")
+    shard: str | None = option(None, "i/n: play only shard i of n of the episodes into --out (for job arrays); "
                              "combine the shards with `datawhisperer merge`")
-    resume: bool = _opt(False, "continue a run in --out that was interrupted")
-    overwrite: bool = _opt(False, "replace another run's files in --out")
-    quiet: bool = _opt(False, "no progress bar or summary")
+    resume: bool = option(False, "continue a run in --out that was interrupted")
+    overwrite: bool = option(False, "replace another run's files in --out")
+    quiet: bool = option(False, "no progress bar or summary")
 
     def __post_init__(self) -> None:
         self.budget = list(self.budget)

@@ -11,30 +11,30 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
-from ..config import SelectConfig, _opt
 from ..errors import UserError
 from ..registry import unknown_name_message
+from ..select_config import SelectConfig, option
 from ..selection import parse_budget
 
 
 @dataclass
 class FinetuneConfig:
-    data: str = _opt("", "training records (any format `select` reads)", positional=True)
-    out: str = _opt("", "directory for the LoRA adapter and finetune.json")
-    model: str | None = _opt(None, "base model (default: the embedded SmolLM2-135M-Instruct)")
-    task: str = _opt("instruction", "task preset or task file (fields and instruction)")
-    input_field: str | None = _opt(None, "input field or template")
-    output_field: str | None = _opt(None, "answer field")
-    instruction: str | None = _opt(None, "instruction (default: the task's)")
-    epochs: int = _opt(5, "passes over the data (the paper: 5)")
-    lr: float = _opt(1e-4, "peak learning rate, linear decay (the paper: 1e-4)")
-    batch_size: int = _opt(8, "examples per optimizer step (the paper: 8)")
-    lora_r: int = _opt(16, "LoRA rank (alpha = 2r, all linear layers)")
-    max_length: int = _opt(1024, "longest training sequence in tokens (prompts are trimmed from the left)")
-    seed: int = _opt(0, "seed of shuffling and LoRA initialisation")
-    device: str = _opt("auto", "auto, cpu, cuda or mps")
-    dtype: str = _opt("auto", "auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16")
-    quiet: bool = _opt(False, "no progress bar")
+    data: str = option("", "training records (any format `select` reads)", positional=True)
+    out: str = option("", "directory for the LoRA adapter and finetune.json")
+    model: str | None = option(None, "base model (default: the embedded SmolLM2-135M-Instruct)")
+    task: str = option("instruction", "task preset or task file (fields and instruction)")
+    input_field: str | None = option(None, "input field or template")
+    output_field: str | None = option(None, "answer field")
+    instruction: str | None = option(None, "instruction (default: the task's)")
+    epochs: int = option(5, "passes over the data (the paper: 5)")
+    lr: float = option(1e-4, "peak learning rate, linear decay (the paper: 1e-4)")
+    batch_size: int = option(8, "examples per optimizer step (the paper: 8)")
+    lora_r: int = option(16, "LoRA rank (alpha = 2r, all linear layers)")
+    max_length: int = option(1024, "longest training sequence in tokens (prompts are trimmed from the left)")
+    seed: int = option(0, "seed of shuffling and LoRA initialisation")
+    device: str = option("auto", "auto, cpu, cuda or mps")
+    dtype: str = option("auto", "auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16")
+    quiet: bool = option(False, "no progress bar")
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "lora_r", "max_length"):
@@ -46,22 +46,22 @@ class FinetuneConfig:
 
 @dataclass
 class EvaluateConfig:
-    model: str | None = _opt(None, "model or fine-tuned adapter directory (default: the embedded model)",
+    model: str | None = option(None, "model or fine-tuned adapter directory (default: the embedded model)",
                              positional=True, nargs="?")
-    data: str = _opt("", "test records")
-    task: str = _opt("instruction", "task preset or task file")
-    input_field: str | None = _opt(None, "input field or template")
-    output_field: str | None = _opt(None, "answer field")
-    instruction: str | None = _opt(None, "instruction (default: the task's)")
-    metric: str | None = _opt(None, "metric (default: the task's)")
-    generate_limit: int | None = _opt(None, "score generated answers on the first N records only (loss uses all)")
-    max_new_tokens: int | None = _opt(None, "longest generated answer (default: the task's)")
-    batch_size: int = _opt(16, "sequences per forward pass")
-    max_length: int = _opt(1024, "longest prompt + answer for the loss")
-    out: str | None = _opt(None, "directory for evaluation.json and predictions.jsonl (default: MODEL/eval)")
-    device: str = _opt("auto", "auto, cpu, cuda or mps")
-    dtype: str = _opt("auto", "auto, float32, bfloat16")
-    quiet: bool = _opt(False, "no progress bar")
+    data: str = option("", "test records")
+    task: str = option("instruction", "task preset or task file")
+    input_field: str | None = option(None, "input field or template")
+    output_field: str | None = option(None, "answer field")
+    instruction: str | None = option(None, "instruction (default: the task's)")
+    metric: str | None = option(None, "metric (default: the task's)")
+    generate_limit: int | None = option(None, "score generated answers on the first N records only (loss uses all)")
+    max_new_tokens: int | None = option(None, "longest generated answer (default: the task's)")
+    batch_size: int = option(16, "sequences per forward pass")
+    max_length: int = option(1024, "longest prompt + answer for the loss")
+    out: str | None = option(None, "directory for evaluation.json and predictions.jsonl (default: MODEL/eval)")
+    device: str = option("auto", "auto, cpu, cuda or mps")
+    dtype: str = option("auto", "auto, float32, bfloat16")
+    quiet: bool = option(False, "no progress bar")
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_length", "max_new_tokens"):
@@ -102,22 +102,22 @@ class BenchConfig:
     """The bench's own options, and the options it passes on to each stage (`passed_on`). The field names
     are the flags and the keys of protocol.json, so they stay as they are (`select_max_new_tokens`)."""
 
-    pool: str = _opt("", "the pool to select from")
-    test: str = _opt("", "the test set")
-    out: str = _opt("", "benchmark directory (cells accumulate here; rerun to continue)")
+    pool: str = option("", "the pool to select from")
+    test: str = option("", "the test set")
+    out: str = option("", "benchmark directory (cells accumulate here; rerun to continue)")
     task: str = passed_on("task", SELECT, FINETUNE, EVALUATE)
     input_field: str | None = passed_on("input_field", SELECT, FINETUNE, EVALUATE)
     output_field: str | None = passed_on("output_field", SELECT, FINETUNE, EVALUATE)
-    methods: list[str] = _opt(ALL_METHODS, "methods: datawhisperer-<paper|uniform|debiased>[-r<rounds>], random, "
+    methods: list[str] = option(ALL_METHODS, "methods: datawhisperer-<paper|uniform|debiased>[-r<rounds>], random, "
                               "perplexity, ifd, nuggets, grand, length; one or more", repeat=True)
-    budgets: list[str] = _opt(("0.05", "0.1"), "budgets; one or more", repeat=True)
-    seeds: list[int] = _opt((0, 1, 2), "seeds (selection for seeded methods, fine-tuning for all); one or more",
+    budgets: list[str] = option(("0.05", "0.1"), "budgets; one or more", repeat=True)
+    seeds: list[int] = option((0, 1, 2), "seeds (selection for seeded methods, fine-tuning for all); one or more",
                             repeat=True)
     model: str | None = passed_on("model", FINETUNE, EVALUATE, help="the model fine-tuned and evaluated "
                                   "(default: the embedded SmolLM2)")
-    scorer_model: str | None = _opt(None, "the model that selects (default: --model); a smaller one is the "
+    scorer_model: str | None = option(None, "the model that selects (default: --model); a smaller one is the "
                                     "paper's weak-to-strong setting")
-    pool_limit: int | None = _opt(None, "use the first N pool records")
+    pool_limit: int | None = option(None, "use the first N pool records")
     generate_limit: int | None = passed_on("generate_limit", EVALUATE)
     n_demos: int = passed_on("n_demos", SELECT)
     n_queries: int = passed_on("n_queries", SELECT)
@@ -130,7 +130,7 @@ class BenchConfig:
     max_length: int = passed_on("max_length", FINETUNE, EVALUATE, help="longest training / loss sequence in tokens")
     eval_max_new_tokens: int | None = passed_on("max_new_tokens", EVALUATE)
     eval_batch_size: int = passed_on("batch_size", EVALUATE)
-    full: bool = _opt(True, "also fine-tune on the full pool (needed for STR)")
+    full: bool = option(True, "also fine-tune on the full pool (needed for STR)")
     device: str = passed_on("device", SELECT, FINETUNE, EVALUATE)
     quiet: bool = passed_on("quiet", SELECT, FINETUNE, EVALUATE, help="no progress bars or [bench] lines")
 
@@ -213,6 +213,6 @@ def parse_method(name: str) -> BenchMethod:
 
 @dataclass
 class ReportConfig:
-    run_dir: str = _opt("", "a `select` output directory or a `bench` directory", positional=True)
-    out: str | None = _opt(None, "HTML file to write (default: RUN_DIR/report.html)")
-    examples: int = _opt(10, "how many top and bottom examples to show")
+    run_dir: str = option("", "a `select` output directory or a `bench` directory", positional=True)
+    out: str | None = option(None, "HTML file to write (default: RUN_DIR/report.html)")
+    examples: int = option(10, "how many top and bottom examples to show")
