@@ -44,9 +44,9 @@ def test_demo_pool_file_is_the_generated_one():
 
 def test_gguf_file_path_loads_through_the_safetensors_cache(tmp_path):
     from datawhisperer.backends.hf import HFBackend
-    from datawhisperer.models import _converted_dir, embedded_gguf, resolve_model
+    from datawhisperer.models import converted_weights, embedded_gguf, resolve_model
 
     gguf = embedded_gguf()
     backend = HFBackend(model=str(gguf), device="cpu", log=lambda m: None)
     assert backend.num_layers == 30 and backend.description["dtype"] == "float32"
-    assert (_converted_dir(resolve_model(str(gguf))) / "model.safetensors").exists()
+    assert (Path(converted_weights(resolve_model(str(gguf)))) / "model.safetensors").exists()
