@@ -155,6 +155,7 @@ def test_likelihood_equals_a_plain_forward_pass_over_the_joint_text(family):
             logits = eager_forward(backend.model, ids).logits[0].float()
             logprobs = logits[first - 1:-1].log_softmax(-1).gather(-1, torch.tensor(ids[first:]).unsqueeze(-1))
             assert result.token_logprobs[k] == pytest.approx(float(logprobs.mean()), abs=2e-5)
+            np.testing.assert_allclose(result.answer_logprobs[k], logprobs[:, 0].tolist(), atol=2e-5)
 
 
 def test_generation_equals_model_generate_on_the_joint_tokens(family):

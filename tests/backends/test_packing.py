@@ -59,6 +59,7 @@ def test_logits_only_at_projects_the_chosen_columns_and_scores_answers():
     assert picked.shape == (2, 2, every.shape[-1])
     assert torch.allclose(picked[0], every[0, [1, 3]], atol=1e-5) and torch.allclose(picked[1], every[1, [0, 4]],
                                                                                      atol=1e-5)
-    [[(prob, logprob)]] = answer_scores(picked[:1], [[[8, 9]]])
+    [[(prob, logprob, tokens)]] = answer_scores(picked[:1], [[[8, 9]]])
     expected = every[0, [1, 3]].log_softmax(-1)[[0, 1], [8, 9]]
     assert abs(logprob - float(expected.mean())) < 1e-5 and abs(prob - float(expected.exp().mean())) < 1e-5
+    assert torch.allclose(torch.tensor(tokens), expected, atol=1e-5)

@@ -28,6 +28,7 @@ class EpisodeResult:
     texts: list[str] | None = None
     token_scores: list[float] | None = None
     token_logprobs: list[float] | None = None  # per suffix, the gold answer's mean token log-probability
+    answer_logprobs: list[list[float]] | None = None  # per suffix, the log-probability of each gold answer token
     truncated: list[bool] | None = None  # per suffix (generation): stopped by max_new_tokens, not by end of turn
     prompt_tokens: int = 0
 

@@ -148,11 +148,14 @@ class FakeBackend:
             if max_answer_tokens:
                 episode_answers = [" ".join(a.split()[:max_answer_tokens]) for a in episode_answers]
             mass, tokens = self._attention(prompt)
+            per_token = [[float(np.log(0.01 + 0.98 * _stable_unit(f"{prompt.prefix}{suffix}|{k}|{word}")))
+                          for k, word in enumerate(answer.split() or [""])]
+                         for suffix, answer in zip(prompt.suffixes, episode_answers)]
             scores = [0.01 + 0.98 * _stable_unit(prompt.prefix + suffix + answer)
                       for suffix, answer in zip(prompt.suffixes, episode_answers)]
             results.append(EpisodeResult(mass, tokens, token_scores=scores,
                                          token_logprobs=[float(np.log(s)) for s in scores],
-                                         prompt_tokens=self.count_tokens(prompt.prefix)))
+                                         answer_logprobs=per_token, prompt_tokens=self.count_tokens(prompt.prefix)))
         return results
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, int]]:

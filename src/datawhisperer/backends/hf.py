@@ -237,8 +237,9 @@ class HFBackend:
         for row, (episode, scores) in enumerate(zip(episodes, answer_scores(logits, batch.answers))):
             results.append(EpisodeResult(mass[row, : len(episode.suffixes), : len(episode.demo_spans)],
                                          [hi - lo for lo, hi in episode.demo_spans], prompt_tokens=episode.length,
-                                         token_scores=[p for p, _ in scores],
-                                         token_logprobs=[lp for _, lp in scores]))
+                                         token_scores=[p for p, _, _ in scores],
+                                         token_logprobs=[lp for _, lp, _ in scores],
+                                         answer_logprobs=[tokens for _, _, tokens in scores]))
         self.timing["prefill_seconds"] += time.perf_counter() - started
         self.timing["prefill_tokens"] += sum(e.length for e in episodes)
         return results

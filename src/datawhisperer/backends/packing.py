@@ -93,9 +93,9 @@ def logits_only_at(model, columns: torch.Tensor) -> Iterator[None]:
         handle.remove()
 
 
-def answer_scores(logits: torch.Tensor, answers: list[list[list[int]]]) -> list[list[tuple[float, float]]]:
-    """Per row and suffix: (mean probability, mean log-probability) of the gold answer's tokens.
-    logits: [rows, k, vocab], the columns of PackedBatch.answer_columns."""
+def answer_scores(logits: torch.Tensor, answers: list[list[list[int]]]) -> list[list[tuple[float, float, list[float]]]]:
+    """Per row and suffix: (mean probability, mean log-probability, each token's log-probability) of the gold
+    answer's tokens. logits: [rows, k, vocab], the columns of PackedBatch.answer_columns."""
     scores = []
     for row, row_answers in enumerate(answers):
         targets = [t for ids in row_answers for t in ids]
@@ -106,10 +106,10 @@ def answer_scores(logits: torch.Tensor, answers: list[list[list[int]]]) -> list[
         row_scores, start = [], 0
         for ids in row_answers:
             if not ids:
-                row_scores.append((0.0, float("-inf")))
+                row_scores.append((0.0, float("-inf"), []))
                 continue
             part = picked[start: start + len(ids)]
-            row_scores.append((float(part.exp().mean()), float(part.mean())))
+            row_scores.append((float(part.exp().mean()), float(part.mean()), part.tolist()))
             start += len(ids)
         scores.append(row_scores)
     return scores
