@@ -67,6 +67,7 @@ def check_against_golden(case: str, out: Path, tmp: Path, files: list[str] | Non
     ("fake-likelihood", ["--scoring", "likelihood", "--episode-batch", "3"]),
     ("fake-random", ["--method", "random", "--seed", "3"]),
     ("fake-nuggets", ["--method", "nuggets", "--anchors", "4"]),
+    ("fake-calibrated", ["--estimator", "calibrated", "--panel", "4"]),
 ])
 def test_select_outputs_unchanged(tmp_path, case, args):
     pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(24))

@@ -56,6 +56,7 @@ class EpisodePlan:
     seed: int = 0
     n_val: int = 0  # > 0: queries come from a validation set of this size
     query_source: str = "auto"
+    fixed_panel: bool = False  # every episode asks the same queries: one panel per fold (or of --val), drawn once
 
     def __post_init__(self) -> None:
         if self.n_demos < 1 or self.n_queries < 1:
@@ -78,6 +79,9 @@ class EpisodePlan:
         if self.query_source == "fold" and self.n_pool // 2 < max(self.n_demos, self.n_queries):
             raise UserError(f"a 2-fold split of {self.n_pool} examples is too small for n_demos={self.n_demos}, "
                             f"n_queries={self.n_queries}; use query source 'rest'")
+        if self.fixed_panel and self.query_source == "rest":
+            raise UserError(f"a fixed query panel of {self.n_queries} needs a 2-fold split of the pool (at least "
+                            f"{2 * self.n_queries} examples) or --val FILE")
 
     def _resolve_source(self) -> str:
         if self.query_source != "auto":
@@ -167,7 +171,16 @@ class EpisodePlan:
         chosen = pending()
         return self.makeup(episode, tuple(chosen), attempt) if chosen else None
 
+    @cached_property
+    def panels(self) -> tuple[tuple[int, ...], ...]:
+        """The fixed query panels: for fold f, drawn from the other fold; with --val, one drawn from it."""
+        sources = [np.arange(self.n_val)] if self.query_source == "val" else [self.folds[1], self.folds[0]]
+        return tuple(tuple(int(i) for i in np.sort(np.random.default_rng([self.seed, 0xFA7E1, k]).choice(
+            source, self.n_queries, replace=False))) for k, source in enumerate(sources))
+
     def _draw_queries(self, demos: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
+        if self.fixed_panel:
+            return self.panels[0 if self.query_source == "val" else int(self._fold_of[demos[0]])]
         if self.query_source == "val":
             candidates = np.arange(self.n_val)
         elif self.query_source == "fold":

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .data import Table, load_table, table_from_records
 from .episodes import EpisodePlan
 from .errors import UserError
+from .estimators import ESTIMATORS
 from .fingerprint import content_hash, records_hash
 from .metrics import Metric, resolve_metric
 from .scoring import WEIGHTINGS
@@ -27,6 +28,7 @@ class RunInputs:
     plan: EpisodePlan | None  # None for methods that play no episodes
     max_new_tokens: int
     fingerprint: dict = field(default_factory=dict)
+    estimator: object = None  # estimators.ESTIMATORS entry
 
     @property
     def instruction(self) -> str:
@@ -36,6 +38,8 @@ class RunInputs:
 def check_inputs(config: SelectConfig, records: list[dict] | None = None, plays_episodes: bool = True) -> RunInputs:
     """Load and check the pool, validation set, task and metric of a selection, and the episode plan of a
     method that plays episodes."""
+    estimator = ESTIMATORS.get(config.estimator)
+    config = replace(config, **estimator.overrides(config)) if plays_episodes else config
     task = load_task(config.task)
     metric_name = config.metric or task.metric
     metric = resolve_metric(metric_name)
@@ -56,8 +60,7 @@ def check_inputs(config: SelectConfig, records: list[dict] | None = None, plays_
         val_hash = content_hash(config.val)
     plan = None
     if plays_episodes:
-        plan = EpisodePlan(len(examples), config.n_demos, config.n_queries, config.rounds, config.seed,
-                           n_val=len(queries) if config.val else 0, query_source=config.query_source)
+        plan = estimator.plan(config, len(examples), len(queries) if config.val else 0)
     if config.episode_batch is None:  # resolved after the data checks: it imports torch to look for CUDA
         config.episode_batch = default_episode_batch(config.scoring, config.device)
     data_hash = records_hash(table.records) if records is not None else content_hash(config.data)
@@ -71,5 +74,6 @@ def check_inputs(config: SelectConfig, records: list[dict] | None = None, plays_
         "scoring": config.scoring, "max_retries": config.max_retries, "dtype": config.dtype,
         "episode_batch": config.episode_batch, "method": config.method,
         **({"anchors": config.anchors} if config.method == "nuggets" else {}),
+        **({"estimator": estimator.name} if plays_episodes and estimator.name != "paper" else {}),
     }
-    return RunInputs(config, table, examples, queries, task, metric, plan, max_new_tokens, fingerprint)
+    return RunInputs(config, table, examples, queries, task, metric, plan, max_new_tokens, fingerprint, estimator)

@@ -136,6 +136,8 @@ class EpisodePlayer:
         outcome.prompt_tokens = int(result.prompt_tokens)
         if not outcome.failed:
             outcome.query_scores = [float(x) for x in scores]
+            if self.inputs.estimator.needs_token_logprobs:
+                outcome.answer_logprobs = [[float(x) for x in tokens] for tokens in result.answer_logprobs]
 
 
 def share_of(plan, group_size: int, rank: int, world_size: int) -> list[list[Episode]]:

@@ -17,6 +17,7 @@ from .errors import UserError
 from .inputs import RunInputs, check_inputs
 from .memory import peak_memory, reset_peak_memory
 from .methods import METHODS, Scored, Session
+from .reliability import verdict
 from .rundir import RunDirectory
 from .select_config import SelectConfig
 from .selection import Selection
@@ -62,7 +63,18 @@ def summary(selection: Selection, info: dict, out: RunDirectory | None, budgets:
             f"{f', {unscored} examples left unscored ({reasons}) and ranked last' if unscored else ''}) in "
             f"{seconds:.1f}s: {seconds / max(n, 1):.2f}s per example, {seconds / max(info['episodes'], 1):.2f}s per "
             f"episode, using {info['model'].get('model')} at layer {info['layer']} (model loaded in "
-            f"{info.get('model_load_seconds', 0.0):.1f}s).{files}")
+            f"{info.get('model_load_seconds', 0.0):.1f}s).{files}{reliability_line(info.get('reliability'))}")
+
+
+def reliability_line(reliability: dict | None) -> str:
+    """What the run says of its own ranking: the split-half figure, and a plain warning when it is low."""
+    if not reliability or reliability.get("projected") is None:
+        return ""
+    line = (f"\nReliability ({reliability['estimator']} estimator, halves by {reliability['split']}): the halves' "
+            f"rankings agree at Spearman {reliability['split_half_spearman']:.2f}, {reliability['projected']:.2f} "
+            "projected for the whole run (a new seed's ranking should agree about this well).")
+    warning = verdict(reliability)
+    return line + (f"\nWarning: {warning}." if warning else "")
 
 
 def _guarded(group: Group, step):

@@ -38,9 +38,13 @@ class EpisodeOutcome:
     targets: list[int] = field(default_factory=list)  # a make-up try's demonstrations to score (else empty)
     prompt_tokens: int = 0
     seconds: float = 0.0
+    answer_logprobs: list[list[float]] = field(default_factory=list)  # per query, each gold answer token's (calibrated)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        record = asdict(self)
+        if not record["answer_logprobs"]:  # only the calibrated estimator records them
+            del record["answer_logprobs"]
+        return json.dumps(record, ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, data: dict) -> EpisodeOutcome:

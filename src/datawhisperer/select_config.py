@@ -53,6 +53,10 @@ class SelectConfig:
     scoring: str = option("generate", "generate: greedy answers scored by the metric (the paper's); "
                         "likelihood: no decoding, the gold answer's mean token probability", choices=SCORINGS)
     weighting: str = option("paper", "demonstration weights: paper (attention), uniform, debiased")
+    estimator: str = option("paper", "how episodes become scores: paper (the paper's: --n-demos demonstrations, "
+                            "fresh queries, attention x score) or calibrated (each example alone before a fixed "
+                            "panel of queries, gold-answer tokens standardised: stable across seeds)")
+    panel: int = option(16, "calibrated: queries in the fixed panel (more: more reliable, slower)")
     method: str = option("datawhisperer", "selection method: datawhisperer, or a baseline (random, length, perplexity, "
                        "ifd, nuggets, grand)")
     anchors: int = option(8, "nuggets: size of the fixed anchor set")
@@ -72,6 +76,8 @@ class SelectConfig:
             raise UserError("give at least one --budget")
         for raw in self.budget:
             parse_budget(raw)
+        if self.panel < 2:
+            raise UserError(f"panel must be at least 2, got {self.panel}")
         for name in ("n_demos", "n_queries", "rounds", "episode_batch"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")

@@ -16,7 +16,7 @@ from .errors import UserError
 from .inputs import RunInputs
 from .methods import Scored, Session
 from .player import EpisodePlayer, play_share
-from .scoring import EpisodeOutcome, aggregate, unscored_examples
+from .scoring import EpisodeOutcome, unscored_examples
 
 
 def missing_episodes(plan: EpisodePlan, max_retries: int, outcomes: dict, share: tuple[int, int] = (0, 1),
@@ -65,8 +65,10 @@ def credit(inputs: RunInputs, outcomes: dict, info: dict) -> Scored:
     if missing:
         raise UserError(f"{len(missing)} episodes have no result (first: {missing[0]}); rerun with --resume")
     ordered = [outcomes[key] for key in sorted(outcomes)]
-    result = aggregate(ordered, len(inputs.examples), inputs.config.weighting)
-    return Scored(result.scores, result.appearances, info, ordered)
+    n_pool, weighting = len(inputs.examples), inputs.config.weighting
+    result = inputs.estimator.credit(ordered, n_pool, weighting)
+    reliability = {"estimator": inputs.estimator.name, **inputs.estimator.reliability(ordered, n_pool, weighting)}
+    return Scored(result.scores, result.appearances, {**info, "reliability": reliability}, ordered)
 
 
 @dataclass(frozen=True)

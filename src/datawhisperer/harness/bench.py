@@ -18,7 +18,7 @@ from ..fingerprint import content_hash
 from ..rundir import RunDirectory, describe_differences
 from ..scoring import aggregate, ranking
 from ..selection import budget_count, parse_budget
-from .command_configs import SEEDED_BASELINES, BenchConfig, parse_method
+from .command_configs import BenchConfig, parse_method
 from .evaluate import evaluate_model
 from .finetune import train_lora
 from .tables import write_results
@@ -77,9 +77,9 @@ class Bench:
 
     def selection(self, method: str, seed: int) -> tuple[list[int], float]:
         """(ranking, selection seconds) of a method, selecting once per seed where the method is seeded."""
-        base, weighting, rounds = parse_method(method)
-        seeded = base == "datawhisperer" or base in SEEDED_BASELINES
-        key = f"datawhisperer-r{rounds}" if base == "datawhisperer" else base
+        parsed = parse_method(method)
+        key = parsed.run_name
+        seeded = parsed.seeded
         directory = self.out / "selections" / (f"{key}-s{seed}" if seeded else key)
         run = RunDirectory(directory)
         if not run.finished():
@@ -88,8 +88,8 @@ class Bench:
 
             select(self.config.select_config(method, seed, data=str(self.pool_path), out=str(directory)))
         info = run.info()
-        if base == "datawhisperer":  # one selection run serves every weighting: credit it anew
-            scores = aggregate(list(run.outcomes().values()), len(self.train.examples), weighting).scores
+        if parsed.weighting is not None:  # one paper run serves every weighting: credit it anew
+            scores = aggregate(list(run.outcomes().values()), len(self.train.examples), parsed.weighting).scores
         else:
             scores = run.scores()
         # a selection finished over several sittings costs what each sitting spent on it

@@ -154,7 +154,7 @@ class BenchConfig:
         resume = parsed.base == "datawhisperer"
         return self._build(SELECT, data=data, out=out, model=self.scorer_model or self.model, method=parsed.base,
                            seed=seed if parsed.seeded else 0, rounds=parsed.rounds, resume=resume,
-                           overwrite=not resume)
+                           overwrite=not resume, estimator=parsed.estimator)
 
     def finetune_config(self, seed: int) -> FinetuneConfig:
         """The fine-tune of one cell (its examples come from the selection, not from a file)."""
@@ -183,6 +183,14 @@ class BenchMethod(NamedTuple):
     base: str  # a selection method: datawhisperer or a baseline
     weighting: str | None  # Data Whisperer's demonstration weighting; None for a baseline
     rounds: int
+    estimator: str = "paper"  # Data Whisperer's estimator (estimators.py)
+
+    @property
+    def run_name(self) -> str:
+        """The selection run this method reads: the paper's weightings share one run per round count."""
+        if self.base != "datawhisperer":
+            return self.base
+        return "datawhisperer-calibrated" if self.estimator != "paper" else f"datawhisperer-r{self.rounds}"
 
     @property
     def seeded(self) -> bool:
@@ -195,10 +203,15 @@ _DATA_WHISPERER = re.compile(r"datawhisperer(?:-(?P<weighting>[a-z_]+))?(?:-r(?P
 
 def parse_method(name: str) -> BenchMethod:
     """The one parser of bench method names: 'datawhisperer-debiased-r3' -> ('datawhisperer', 'debiased', 3),
-    'datawhisperer' -> ('datawhisperer', 'paper', 1), 'ifd' -> ('ifd', None, 1)."""
+    'datawhisperer' -> ('datawhisperer', 'paper', 1), 'datawhisperer-calibrated' -> the calibrated estimator,
+    'ifd' -> ('ifd', None, 1)."""
+    from ..estimators import ESTIMATORS
     from ..methods import METHODS
     from ..scoring import WEIGHTINGS
 
+    if name.startswith("datawhisperer-") and name.removeprefix("datawhisperer-") in ESTIMATORS.names() \
+            and name != "datawhisperer-paper":
+        return BenchMethod("datawhisperer", None, 1, name.removeprefix("datawhisperer-"))
     match = _DATA_WHISPERER.fullmatch(name)
     if match and (match["weighting"] or "paper") in WEIGHTINGS:
         rounds = int(match["rounds"] or 1)
@@ -207,7 +220,8 @@ def parse_method(name: str) -> BenchMethod:
         return BenchMethod("datawhisperer", match["weighting"] or "paper", rounds)
     if name in METHODS and name != "datawhisperer":
         return BenchMethod(name, None, 1)
-    known = [f"datawhisperer-{w}" for w in WEIGHTINGS.names()] + [m for m in METHODS.names() if m != "datawhisperer"]
+    known = [f"datawhisperer-{w}" for w in sorted(set(WEIGHTINGS.names()) | set(ESTIMATORS.names()))]
+    known += [m for m in METHODS.names() if m != "datawhisperer"]
     raise UserError(unknown_name_message("method", name, known))
 
 

@@ -1,0 +1,166 @@
+"""How reliable is each estimator's ranking, at what cost? (issue 13; selection only, no fine-tuning)
+
+For each estimator setting and seed, `select` scores the bench's 400-example BioInstruct pool with the
+embedded SmolLM2 (each run resumable: rerun to continue). Then, for each setting: seconds per run and the
+ratio to the paper's one-round faithful run, the seed-to-seed Spearman and top-20 / top-40 overlap (with
+chance), the split-half reliability each run reports and how well it predicted the seed-to-seed figure, the
+rank correlation of the scores with the gold answer's length, and, on a copy of the pool in which the
+answers of a fifth of the records are swapped among them, the share of swapped records ranked in the bottom 20%.
+
+    python benchmarks/reliability.py run calibrated-p8 --seeds 0 1     # play (resumable)
+    python benchmarks/reliability.py table                            # results.md and results.json
+
+Reads ../shared/data by path and skips cleanly when it is absent; the pool copies it writes are gitignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from datawhisperer.reliability import spearman, top_overlap
+from datawhisperer.rundir import RunDirectory
+from datawhisperer.runner import select
+from datawhisperer.select_config import SelectConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "bioinstruct" / "pool.json"
+OUT = ROOT / "benchmarks" / "results" / "reliability_smollm2"
+PAPER_RUNS = ROOT / "benchmarks" / "results" / "bioinstruct_smollm2" / "selections"  # the bench's own runs
+SETTINGS = {  # name -> SelectConfig options
+    "paper": {"estimator": "paper", "n_demos": 5, "n_queries": 3, "max_new_tokens": 64},
+    "calibrated-p8": {"estimator": "calibrated", "panel": 8},
+    "calibrated-p16": {"estimator": "calibrated", "panel": 16},
+    "calibrated-p4": {"estimator": "calibrated", "panel": 4},
+}
+N_POOL, SWAPPED_SHARE = 400, 0.2
+
+
+def pools() -> tuple[Path, Path, list[int]]:
+    """The bench's pool (the first 400 records) and a copy with the answers of a fifth swapped among them."""
+    records = json.loads(DATA.read_text(encoding="utf-8"))[:N_POOL]
+    OUT.mkdir(parents=True, exist_ok=True)
+    clean, swapped = OUT / "pool.jsonl", OUT / "pool-swapped.jsonl"
+    chosen = sorted(np.random.default_rng(13).choice(N_POOL, int(SWAPPED_SHARE * N_POOL), replace=False).tolist())
+    shuffled = [records[i]["output"] for i in np.roll(chosen, 1)]  # each chosen record gets another's answer
+    noisy = [dict(r) for r in records]
+    for i, output in zip(chosen, shuffled):
+        noisy[i]["output"] = output
+    for path, rows in ((clean, records), (swapped, noisy)):
+        if not path.exists():
+            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return clean, swapped, chosen
+
+
+def run(name: str, seed: int, noisy: bool) -> Path:
+    clean, swapped, _ = pools()
+    out = OUT / "selections" / f"{name}{'-swapped' if noisy else ''}-s{seed}"
+    if not RunDirectory(out).finished():
+        select(SelectConfig(str(swapped if noisy else clean), out=str(out), task="instruction", seed=seed,
+                            resume=RunDirectory(out).holds_run(), device="cpu", budget=["0.05", "0.1"],
+                            **SETTINGS[name]))
+    return out
+
+
+def answer_lengths() -> np.ndarray:
+    from transformers import AutoTokenizer
+
+    from datawhisperer.models import model_files
+
+    tokenizer = AutoTokenizer.from_pretrained(model_files(None, log=lambda m: None).tokenizer_dir)
+    records = [json.loads(line) for line in (OUT / "pool.jsonl").read_text(encoding="utf-8").splitlines()]
+    return np.array([len(tokenizer(r["output"], add_special_tokens=False)["input_ids"]) for r in records], float)
+
+
+def runs_of(name: str) -> dict[int, Path]:
+    found = {}
+    for path in sorted((OUT / "selections").glob(f"{name}-s*")):
+        if RunDirectory(path).finished():
+            found[int(path.name.rsplit("-s", 1)[1])] = path
+    if name == "paper":  # the bench's committed one-round runs: the same pool, model and settings
+        for path in sorted(PAPER_RUNS.glob("datawhisperer-r1-s*")):
+            found.setdefault(int(path.name.rsplit("-s", 1)[1]), path)
+    return found
+
+
+def summarise(name: str, lengths: np.ndarray, chosen: list[int], baseline_seconds: float) -> dict | None:
+    runs = runs_of(name)
+    if not runs:
+        return None
+    scores = {seed: RunDirectory(path).scores() for seed, path in runs.items()}
+    infos = {seed: RunDirectory(path).info() for seed, path in runs.items()}
+    pairs = list(itertools.combinations(sorted(scores), 2))
+    seconds = [i["selection_seconds"] + i.get("resumed_episode_seconds", 0.0) for i in infos.values()]
+    predicted = [i["reliability"]["projected"] for i in infos.values() if i.get("reliability")]
+    row = {
+        "setting": name, "seeds": sorted(scores), "seconds": float(np.mean(seconds)),
+        "cost_ratio": float(np.mean(seconds)) / baseline_seconds,
+        "seed_spearman": float(np.mean([spearman(scores[a], scores[b]) for a, b in pairs])) if pairs else None,
+        "top20": float(np.mean([top_overlap(scores[a], scores[b], 20) for a, b in pairs])) if pairs else None,
+        "top40": float(np.mean([top_overlap(scores[a], scores[b], 40) for a, b in pairs])) if pairs else None,
+        "predicted": float(np.mean(predicted)) if predicted else None,
+        "length_spearman": float(np.mean([spearman(s, lengths) for s in scores.values()])),
+    }
+    noisy = sorted((OUT / "selections").glob(f"{name}-swapped-s*"))
+    finished = [p for p in noisy if RunDirectory(p).finished()]
+    if finished:
+        shares = []
+        for path in finished:
+            s = np.where(np.isfinite(RunDirectory(path).scores()), RunDirectory(path).scores(), -np.inf)
+            bottom = set(np.argsort(s, kind="mergesort")[: N_POOL // 5].tolist())
+            shares.append(len(bottom & set(chosen)) / len(chosen))
+        row["swapped_in_bottom20"] = float(np.mean(shares))
+    return row
+
+
+def table() -> None:
+    _, _, chosen = pools()
+    lengths = answer_lengths()
+    paper = runs_of("paper")
+    baseline = float(np.mean([RunDirectory(p).info()["selection_seconds"] for p in paper.values()]))
+    rows = [r for name in SETTINGS if (r := summarise(name, lengths, chosen, baseline))]
+    chance20, chance40 = 20 * 20 / N_POOL, 40 * 40 / N_POOL
+    lines = ["| setting | seeds | seconds | cost vs paper 1-round | seed-to-seed Spearman | split-half projected | "
+             f"top-20 overlap (chance {chance20:.0f}) | top-40 overlap (chance {chance40:.0f}) | Spearman with answer "
+             "length | swapped records in bottom 20% (chance 20%) |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def fmt(value, spec):
+        return "–" if value is None else format(value, spec)
+
+    for r in rows:
+        lines.append(f"| {r['setting']} | {','.join(map(str, r['seeds']))} | {r['seconds']:.0f} | "
+                     f"{r['cost_ratio']:.2f} | {fmt(r['seed_spearman'], '.2f')} | {fmt(r['predicted'], '.2f')} | "
+                     f"{fmt(r['top20'], '.1f')} | {fmt(r['top40'], '.1f')} | {r['length_spearman']:.2f} | "
+                     f"{fmt(r.get('swapped_in_bottom20'), '.0%')} |")
+    (OUT / "results.json").write_text(json.dumps({"baseline_seconds": baseline, "rows": rows}, indent=1) + "\n")
+    (OUT / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    play = sub.add_parser("run")
+    play.add_argument("setting", choices=sorted(SETTINGS))
+    play.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    play.add_argument("--swapped", action="store_true", help="score the copy with a fifth of the answers swapped")
+    sub.add_parser("table")
+    args = parser.parse_args(argv)
+    if not DATA.exists():
+        print(f"skipped: {DATA} is not here")
+        return 0
+    if args.command == "table":
+        table()
+        return 0
+    for seed in args.seeds:
+        print(run(args.setting, seed, args.swapped), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

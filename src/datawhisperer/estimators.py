@@ -1,0 +1,129 @@
+"""Estimators: how Data Whisperer plans its episodes and turns their outcomes into one score per example,
+and how it measures, within one run, how reliable those scores are.
+
+`paper`: the paper's estimator, as published. Each episode shows --n-demos demonstrations and asks
+--n-queries queries drawn afresh; a demonstration earns its attention weight times each query's score.
+
+`calibrated`: built to give the same ranking with another seed. Each example is shown alone (one
+demonstration per prompt, so no companion or slot is credited for it) before the same fixed panel of
+--panel queries (one panel per fold, drawn once, so query difficulty is shared by every example it scores).
+The outcome is the log-probability of every gold answer token of each panel query, in one teacher-forced
+pass (no decoding); each (query, token) column is standardised over the examples that answered it, so an
+example's score is how much it moves the answers above or below what the other examples do, token by
+token, with every token weighing alike; the score averages those over the tokens and the panel.
+
+Split-half reliability: the estimator scores the run twice from two disjoint halves of its measurements,
+chosen to differ in what a new seed changes (the queries, and for the paper's estimator with several rounds
+the companions and slots too); the Spearman correlation of the halves, projected to the whole run with the
+Spearman-Brown formula, predicts how a new seed's ranking would agree with this one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .episodes import EpisodePlan
+from .registry import Registry
+from .reliability import split_half
+from .scoring import Aggregate, EpisodeOutcome, aggregate
+
+
+@dataclass(frozen=True)
+class PaperEstimator:
+    name: str = "paper"
+    needs_token_logprobs: bool = False
+
+    def overrides(self, settings) -> dict:
+        return {}
+
+    def plan(self, settings, n_pool: int, n_val: int) -> EpisodePlan:
+        return EpisodePlan(n_pool, settings.n_demos, settings.n_queries, settings.rounds, settings.seed, n_val=n_val,
+                           query_source=settings.query_source)
+
+    def credit(self, outcomes: list[EpisodeOutcome], n_pool: int, weighting: str) -> Aggregate:
+        return aggregate(outcomes, n_pool, weighting)
+
+    def reliability(self, outcomes: list[EpisodeOutcome], n_pool: int, weighting: str) -> dict:
+        """Halves by round parity when there are several rounds (other queries, companions and slots); with one
+        round only the queries of each episode can be split, and the halves share companions and slots."""
+        finished = [o for o in outcomes if not o.failed]
+        if len({o.round for o in finished}) > 1:
+            halves = ([o for o in finished if o.round % 2 == 0], [o for o in finished if o.round % 2 == 1])
+            split = "rounds"
+        else:
+            halves = (_query_half(finished, 0), _query_half(finished, 1))
+            split = "queries (shares companions and slots: optimistic)"
+        a, b = (aggregate(h, n_pool, weighting).scores for h in halves)
+        return split_half(a, b, split)
+
+
+def _query_half(outcomes: list[EpisodeOutcome], parity: int) -> list[EpisodeOutcome]:
+    halves = []
+    for outcome in outcomes:
+        keep = [k for k in range(len(outcome.queries)) if k % 2 == parity]
+        if keep:
+            halves.append(replace(outcome, queries=[outcome.queries[k] for k in keep],
+                                  query_scores=[outcome.query_scores[k] for k in keep]))
+    return halves
+
+
+@dataclass(frozen=True)
+class CalibratedEstimator:
+    name: str = "calibrated"
+    needs_token_logprobs: bool = True
+    default_answer_tokens: int = 32
+
+    def overrides(self, settings) -> dict:
+        """One demonstration before the fixed panel, teacher-forced, over the first answer tokens."""
+        return {"n_demos": 1, "n_queries": settings.panel, "rounds": 1, "scoring": "likelihood",
+                "query_mode": "single", "max_new_tokens": settings.max_new_tokens or self.default_answer_tokens}
+
+    def plan(self, settings, n_pool: int, n_val: int) -> EpisodePlan:
+        return EpisodePlan(n_pool, 1, settings.panel, 1, settings.seed, n_val=n_val,
+                           query_source=settings.query_source, fixed_panel=True)
+
+    def credit(self, outcomes: list[EpisodeOutcome], n_pool: int, weighting: str) -> Aggregate:
+        return standardised_gains(outcomes, n_pool)
+
+    def reliability(self, outcomes: list[EpisodeOutcome], n_pool: int, weighting: str) -> dict:
+        """Halves of the panel (even and odd positions): what a new seed changes is the panel."""
+        a = standardised_gains(outcomes, n_pool, parity=0).scores
+        b = standardised_gains(outcomes, n_pool, parity=1).scores
+        return split_half(a, b, "panel queries")
+
+
+def standardised_gains(outcomes: list[EpisodeOutcome], n_pool: int, parity: int | None = None) -> Aggregate:
+    """Per panel query and answer token, each example's log-probability standardised over the examples that
+    answered it; an example's score is the mean over its tokens and queries. parity keeps half the panel."""
+    columns: dict[int, list[tuple[int, list[float]]]] = defaultdict(list)
+    appearances = np.zeros(n_pool, dtype=np.int64)
+    for outcome in outcomes:
+        if outcome.failed or len(outcome.demos) != 1:
+            continue
+        appearances[outcome.demos[0]] += 1
+        for position, (query, logprobs) in enumerate(zip(outcome.queries, outcome.answer_logprobs)):
+            if parity is None or position % 2 == parity:
+                columns[query].append((outcome.demos[0], logprobs))
+    totals = np.zeros(n_pool, dtype=np.float64)
+    counts = np.zeros(n_pool, dtype=np.int64)
+    for query in sorted(columns):
+        rows = columns[query]
+        length = min(len(logprobs) for _, logprobs in rows)
+        if length == 0 or len(rows) < 2:
+            continue
+        table = np.array([logprobs[:length] for _, logprobs in rows], dtype=np.float64)
+        z = (table - table.mean(axis=0)) / (table.std(axis=0) + 1e-9)
+        for (example, _), value in zip(rows, z.mean(axis=1)):
+            totals[example] += value
+            counts[example] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scores = np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
+    return Aggregate(scores, appearances, counts)
+
+
+ESTIMATORS: Registry = Registry("estimator")
+ESTIMATORS.register("paper", PaperEstimator())
+ESTIMATORS.register("calibrated", CalibratedEstimator())

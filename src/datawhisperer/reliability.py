@@ -1,0 +1,75 @@
+"""How far a ranking can be trusted: rank correlations, split-half reliability, the Spearman-Brown projection."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing their mean rank."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    result = np.empty(len(values), dtype=np.float64)
+    start = 0
+    while start < len(values):
+        stop = start
+        while stop + 1 < len(values) and sorted_values[stop + 1] == sorted_values[start]:
+            stop += 1
+        result[order[start: stop + 1]] = (start + stop) / 2 + 1
+        start = stop + 1
+    return result
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation over the entries both score (NaN elsewhere); NaN if fewer than 3 or constant."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    both = np.isfinite(a) & np.isfinite(b)
+    if both.sum() < 3:
+        return float("nan")
+    ra, rb = ranks(a[both]), ranks(b[both])
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def spearman_brown(r: float, factor: float = 2.0) -> float:
+    """The reliability of a measurement `factor` times as long as one whose reliability is r."""
+    if not np.isfinite(r) or r <= -1:
+        return float("nan")
+    return float(factor * r / (1 + (factor - 1) * r))
+
+
+def top_overlap(a: np.ndarray, b: np.ndarray, k: int) -> int:
+    """How many of the k best of a are among the k best of b (NaN ranks last)."""
+    def best(x):
+        keyed = np.where(np.isfinite(x), x, -np.inf)
+        return set(np.argsort(-keyed, kind="mergesort")[:k].tolist())
+
+    return len(best(np.asarray(a)) & best(np.asarray(b)))
+
+
+def split_half(scores_a: np.ndarray, scores_b: np.ndarray, split: str) -> dict:
+    """run.json's reliability entry: the halves' Spearman and its projection to the whole run."""
+    r = spearman(scores_a, scores_b)
+    projected = spearman_brown(r)
+    both = int((np.isfinite(scores_a) & np.isfinite(scores_b)).sum())
+    return {"split": split, "split_half_spearman": _rounded(r), "projected": _rounded(projected), "examples": both}
+
+
+def _rounded(value: float) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), 4)
+
+
+def verdict(reliability: dict | None) -> str | None:
+    """A plain warning when the projected reliability says the ranking is mostly noise."""
+    if not reliability or reliability.get("projected") is None:
+        return None
+    projected = reliability["projected"]
+    if projected >= 0.6:
+        return None
+    level = "mostly noise" if projected < 0.3 else "noisy"
+    advice = ("a larger --panel" if reliability.get("estimator") == "calibrated"
+              else "--estimator calibrated, or more --rounds")
+    return (f"the ranking is {level}: its split-half reliability projects to {projected:.2f} (1 = the same ranking "
+            f"with another seed, 0 = chance); use {advice}")
