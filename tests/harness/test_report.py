@@ -59,3 +59,18 @@ def test_a_relative_pool_path_of_an_older_run_is_found_and_checked(tmp_path, mon
     assert main(["report", str(run_dir), "--out", "changed.html"]) == 0
     page = (tmp_path / "elsewhere" / "changed.html").read_text()
     assert not _record_cells(page) and "is not the pool this run scored" in page
+
+
+def test_a_selection_report_shows_the_runs_reliability(tmp_path):
+    from conftest import labelled_records
+
+    import datawhisperer
+    from datawhisperer.backends.fake import FakeBackend
+    from datawhisperer.harness.command_configs import ReportConfig
+    from datawhisperer.harness.report import report
+
+    out = tmp_path / "run"
+    datawhisperer.select(labelled_records(24), backend_instance=FakeBackend(), task="classification", rounds=2,
+                         n_demos=3, n_queries=2, out=str(out), quiet=True)
+    page = report(ReportConfig(str(out))).read_text()
+    assert "<h2>Reliability</h2>" in page and "halves by rounds" in page

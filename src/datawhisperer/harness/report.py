@@ -14,6 +14,7 @@ import numpy as np
 from ..data import atomic_write_text, load_table
 from ..errors import UserError
 from ..fingerprint import content_hash
+from ..reliability import verdict
 from ..rundir import RunDirectory
 from .command_configs import ReportConfig
 
@@ -69,10 +70,19 @@ def selection_report(run_dir: Path, n_examples: int) -> str:
                                       "selection_seconds", "model_load_seconds", "peak_rss_mb")}
     facts["model"] = (info.get("model") or {}).get("model")
     config = info.get("config", {})
-    facts.update({k: config.get(k) for k in ("data", "task", "n_demos", "n_queries", "rounds", "seed", "weighting",
-                                             "query_mode", "scoring")})
+    facts.update({k: config.get(k) for k in ("data", "task", "estimator", "panel", "n_demos", "n_queries", "rounds",
+                                             "seed", "weighting", "query_mode", "scoring")})
     parts.append("<h2>Run</h2>" + _table(["fact", "value"], [[html.escape(k), html.escape(str(v))]
                                                              for k, v in facts.items() if v is not None]))
+    reliability = info.get("reliability")
+    if reliability and reliability.get("projected") is not None:
+        warning = verdict(reliability)
+        parts.append(f"<h2>Reliability</h2><p>Split-half reliability ({html.escape(reliability['estimator'])} "
+                     f"estimator, halves by {html.escape(reliability['split'])}): the halves' rankings agree at "
+                     f"Spearman {reliability['split_half_spearman']:.2f}, <b>{reliability['projected']:.2f}</b> "
+                     "projected for the whole run: about how well a new seed's ranking would agree with this one "
+                     "(1 = the same ranking, 0 = chance).</p>"
+                     + (f"<p><b>Warning:</b> {html.escape(warning)}.</p>" if warning else ""))
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.hist(values, bins=40)
     ax.set_xlabel("score")
