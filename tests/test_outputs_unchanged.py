@@ -22,28 +22,32 @@ FAKE = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-
 VOLATILE = ("seconds", "peak_rss_mb", "peak_cuda_mb", "peak_memory_scope")
 
 
-def _stable(value, tmp: str):
+def _paths(text: str, tmp: Path) -> str:
+    """Temporary and checkout paths differ from run to run and machine to machine."""
+    return text.replace(str(tmp), "<test>").replace(str(tmp.parent), "<tmp>").replace(str(ROOT), "<root>")
+
+
+def _stable(value, tmp: Path):
     if isinstance(value, dict):
         return {k: _stable(v, tmp) for k, v in value.items() if not any(word in k for word in VOLATILE)}
     if isinstance(value, list):
         return [_stable(v, tmp) for v in value]
-    if isinstance(value, str):  # temporary and checkout paths differ from machine to machine
-        return value.replace(tmp, "<tmp>").replace(str(ROOT), "<root>")
+    if isinstance(value, str):
+        return _paths(value, tmp)
     return value
 
 
 def _normalised(path: Path, tmp: Path) -> str:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json" and path.name != "protocol.json":
-        return json.dumps(_stable(json.loads(text), str(tmp)), indent=1, sort_keys=True) + "\n"
+        return json.dumps(_stable(json.loads(text), tmp), indent=1, sort_keys=True) + "\n"
     if path.name.startswith("episodes"):
-        return "".join(json.dumps(_stable(json.loads(line), str(tmp)), sort_keys=True) + "\n"
+        return "".join(json.dumps(_stable(json.loads(line), tmp), sort_keys=True) + "\n"
                        for line in text.splitlines())
-    return text.replace(str(tmp), "<tmp>").replace(str(ROOT), "<root>")
+    return _paths(text, tmp)
 
 
 def check_against_golden(case: str, out: Path, tmp: Path, files: list[str] | None = None) -> None:
-    tmp = tmp.parent  # the session's temporary root: fixtures (a tiny model) live beside the test's own
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()
                      and not p.name.endswith((".png", ".html", ".safetensors", ".bin", ".jinja"))
                      and "adapter" not in p.name and "tokenizer" not in p.name and "generation_config" not in p.name)
