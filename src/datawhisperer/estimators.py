@@ -74,12 +74,11 @@ def _query_half(outcomes: list[EpisodeOutcome], parity: int) -> list[EpisodeOutc
 class CalibratedEstimator:
     name: str = "calibrated"
     needs_token_logprobs: bool = True
-    default_answer_tokens: int = 32
 
     def overrides(self, settings) -> dict:
         """One demonstration before the fixed panel, teacher-forced, over the first answer tokens."""
         return {"n_demos": 1, "n_queries": settings.panel, "rounds": 1, "scoring": "likelihood",
-                "query_mode": "single", "max_new_tokens": settings.max_new_tokens or self.default_answer_tokens}
+                "query_mode": "single", "max_new_tokens": settings.answer_tokens}
 
     def plan(self, settings, n_pool: int, n_val: int) -> EpisodePlan:
         return EpisodePlan(n_pool, 1, settings.panel, 1, settings.seed, n_val=n_val,

@@ -56,7 +56,8 @@ class SelectConfig:
     estimator: str = option("paper", "how episodes become scores: paper (the paper's: --n-demos demonstrations, "
                             "fresh queries, attention x score) or calibrated (each example alone before a fixed "
                             "panel of queries, gold-answer tokens standardised: stable across seeds)")
-    panel: int = option(16, "calibrated: queries in the fixed panel (more: more reliable, slower)")
+    panel: int = option(8, "calibrated: queries in the fixed panel (more: more reliable, slower)")
+    answer_tokens: int = option(32, "calibrated: gold-answer tokens scored per panel query")
     method: str = option("datawhisperer", "selection method: datawhisperer, or a baseline (random, length, perplexity, "
                        "ifd, nuggets, grand)")
     anchors: int = option(8, "nuggets: size of the fixed anchor set")
@@ -78,6 +79,8 @@ class SelectConfig:
             parse_budget(raw)
         if self.panel < 2:
             raise UserError(f"panel must be at least 2, got {self.panel}")
+        if self.answer_tokens < 1:
+            raise UserError(f"answer-tokens must be at least 1, got {self.answer_tokens}")
         for name in ("n_demos", "n_queries", "rounds", "episode_batch"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
