@@ -8,6 +8,7 @@ rank correlation of the scores with the gold answer's length, and, on a copy of 
 answers of a fifth of the records are swapped among them, the share of swapped records ranked in the bottom 20%.
 
     python benchmarks/reliability.py run calibrated-p8 --seeds 0 1     # play (resumable)
+    python benchmarks/reliability.py cost --records 80                # paper vs calibrated, side by side
     python benchmarks/reliability.py table                            # results.md and results.json
 
 Reads ../shared/data by path and skips cleanly when it is absent; the pool copies it writes are gitignored.
@@ -34,9 +35,10 @@ OUT = ROOT / "benchmarks" / "results" / "reliability_smollm2"
 PAPER_RUNS = ROOT / "benchmarks" / "results" / "bioinstruct_smollm2" / "selections"  # the bench's own runs
 SETTINGS = {  # name -> SelectConfig options
     "paper": {"estimator": "paper", "n_demos": 5, "n_queries": 3, "max_new_tokens": 64},
-    "calibrated-p8": {"estimator": "calibrated", "panel": 8},
-    "calibrated-p16": {"estimator": "calibrated", "panel": 16},
+    "calibrated-icl-p8": {"estimator": "calibrated", "panel": 8, "coherence_weight": 0.0},  # the in-context part
+    "calibrated-p8": {"estimator": "calibrated", "panel": 8},  # the default
     "calibrated-p4": {"estimator": "calibrated", "panel": 4},
+    "calibrated-p16": {"estimator": "calibrated", "panel": 16},
 }
 N_POOL, SWAPPED_SHARE = 400, 0.2
 
@@ -88,6 +90,16 @@ def runs_of(name: str) -> dict[int, Path]:
     return found
 
 
+def recomputed_reliability(path: Path, info: dict) -> dict:
+    """The split-half figure of a run made before runs reported it (the bench's paper runs)."""
+    from datawhisperer.estimators import ESTIMATORS
+    from datawhisperer.select_config import SelectConfig
+
+    outcomes = list(RunDirectory(path).outcomes().values())
+    estimator = ESTIMATORS.get(info["config"].get("estimator", "paper"))
+    return estimator.reliability(outcomes, N_POOL, SelectConfig(weighting=info["config"].get("weighting", "paper")))
+
+
 def summarise(name: str, lengths: np.ndarray, chosen: list[int], baseline_seconds: float) -> dict | None:
     runs = runs_of(name)
     if not runs:
@@ -96,7 +108,8 @@ def summarise(name: str, lengths: np.ndarray, chosen: list[int], baseline_second
     infos = {seed: RunDirectory(path).info() for seed, path in runs.items()}
     pairs = list(itertools.combinations(sorted(scores), 2))
     seconds = [i["selection_seconds"] + i.get("resumed_episode_seconds", 0.0) for i in infos.values()]
-    predicted = [i["reliability"]["projected"] for i in infos.values() if i.get("reliability")]
+    predicted = [(i.get("reliability") or recomputed_reliability(runs[seed], i))["projected"]
+                 for seed, i in infos.items()]
     row = {
         "setting": name, "seeds": sorted(scores), "seconds": float(np.mean(seconds)),
         "cost_ratio": float(np.mean(seconds)) / baseline_seconds,
@@ -142,6 +155,29 @@ def table() -> None:
     print("\n".join(lines))
 
 
+def cost(n_records: int) -> None:
+    """The paper's one-round run and the calibrated default on the same first records, one after the other on an
+    otherwise idle machine: the cost ratio the table's long runs (played side by side, sharing the cores) cannot
+    give. Writes cost.json."""
+    import time
+
+    clean, _, _ = pools()
+    subset = OUT / "pool-cost.jsonl"
+    subset.write_text("".join(clean.read_text(encoding="utf-8").splitlines(keepends=True)[:n_records]))
+    seconds = {}
+    for name in ("paper", "calibrated-p8", "calibrated-p16"):
+        out = OUT / "cost" / name
+        start = time.perf_counter()
+        select(SelectConfig(str(subset), out=str(out), task="instruction", overwrite=True, device="cpu", quiet=True,
+                            **SETTINGS[name]))
+        seconds[name] = {"selection_seconds": RunDirectory(out).info()["selection_seconds"],
+                         "wall_seconds": round(time.perf_counter() - start, 1)}
+    ratios = {name: seconds[name]["selection_seconds"] / seconds["paper"]["selection_seconds"] for name in seconds}
+    (OUT / "cost.json").write_text(json.dumps({"records": n_records, "seconds": seconds, "ratio_to_paper": ratios},
+                                              indent=1) + "\n")
+    print(json.dumps(ratios, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,12 +186,17 @@ def main(argv: list[str] | None = None) -> int:
     play.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     play.add_argument("--swapped", action="store_true", help="score the copy with a fifth of the answers swapped")
     sub.add_parser("table")
+    measure = sub.add_parser("cost")
+    measure.add_argument("--records", type=int, default=80)
     args = parser.parse_args(argv)
     if not DATA.exists():
         print(f"skipped: {DATA} is not here")
         return 0
     if args.command == "table":
         table()
+        return 0
+    if args.command == "cost":
+        cost(args.records)
         return 0
     for seed in args.seeds:
         print(run(args.setting, seed, args.swapped), file=sys.stderr)

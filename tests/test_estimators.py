@@ -8,6 +8,9 @@ from datawhisperer.errors import UserError
 from datawhisperer.estimators import ESTIMATORS, standardised_gains
 from datawhisperer.reliability import ranks, spearman, spearman_brown, split_half, top_overlap
 from datawhisperer.scoring import EpisodeOutcome
+from datawhisperer.select_config import SelectConfig
+
+SETTINGS = SelectConfig(coherence_weight=0.0)  # the in-context gain alone (no coherence recorded here)
 
 
 def test_a_fixed_panel_plan_shows_each_example_alone_before_the_other_folds_panel():
@@ -50,8 +53,8 @@ def test_split_half_reliability_predicts_a_new_panel():
     calibrated = ESTIMATORS.get("calibrated")
     first = outcomes_with(effect, list(range(100, 112)), noise=4.0, seed=1)
     second = outcomes_with(effect, list(range(200, 212)), noise=4.0, seed=2)
-    reliability = calibrated.reliability(first, 60, "paper")
-    seed_to_seed = spearman(calibrated.credit(first, 60, "paper").scores, calibrated.credit(second, 60, "paper").scores)
+    reliability = calibrated.reliability(first, 60, SETTINGS)
+    seed_to_seed = spearman(calibrated.credit(first, 60, SETTINGS).scores, calibrated.credit(second, 60, SETTINGS).scores)
     assert 0.2 < seed_to_seed < 0.95 and reliability["split"] == "panel queries"
     assert abs(reliability["projected"] - seed_to_seed) < 0.15
 
@@ -70,6 +73,18 @@ def test_the_paper_estimator_splits_by_rounds_when_it_has_several():
     paper = ESTIMATORS.get("paper")
     outcomes = [EpisodeOutcome(e, 0, e % 2, [e % 6, (e + 1) % 6], [9], [float(e % 3)], [1.0, 2.0], [0.4, 0.6])
                 for e in range(12)]
-    assert paper.reliability(outcomes, 6, "paper")["split"] == "rounds"
+    assert paper.reliability(outcomes, 6, SETTINGS)["split"] == "rounds"
     one_round = [EpisodeOutcome(e, 0, 0, [e % 6], [8, 9], [float(e % 3), 1.0], [1.0], [1.0]) for e in range(6)]
-    assert paper.reliability(one_round, 6, "paper")["split"].startswith("queries")
+    assert paper.reliability(one_round, 6, SETTINGS)["split"].startswith("queries")
+
+
+def test_coherence_pulls_down_examples_whose_answer_does_not_follow_from_their_input():
+    calibrated = ESTIMATORS.get("calibrated")
+    effect = np.linspace(0, 1, 20)  # in-context gains rise with the index
+    outcomes = outcomes_with(effect, list(range(100, 108)), noise=0.1, seed=3)
+    for outcome in outcomes:
+        outcome.coherence = -5.0 if outcome.demos[0] in (17, 18, 19) else 0.0  # three swapped answers
+    plain = calibrated.credit(outcomes, 20, SETTINGS).scores
+    weighted = calibrated.credit(outcomes, 20, SelectConfig(coherence_weight=1.0)).scores
+    assert set(np.argsort(-plain)[:3].tolist()) == {17, 18, 19}
+    assert not {17, 18, 19} & set(np.argsort(-weighted)[:5].tolist())

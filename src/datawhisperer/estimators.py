@@ -43,10 +43,10 @@ class PaperEstimator:
         return EpisodePlan(n_pool, settings.n_demos, settings.n_queries, settings.rounds, settings.seed, n_val=n_val,
                            query_source=settings.query_source)
 
-    def credit(self, outcomes: list[EpisodeOutcome], n_pool: int, weighting: str) -> Aggregate:
-        return aggregate(outcomes, n_pool, weighting)
+    def credit(self, outcomes: list[EpisodeOutcome], n_pool: int, settings) -> Aggregate:
+        return aggregate(outcomes, n_pool, settings.weighting)
 
-    def reliability(self, outcomes: list[EpisodeOutcome], n_pool: int, weighting: str) -> dict:
+    def reliability(self, outcomes: list[EpisodeOutcome], n_pool: int, settings) -> dict:
         """Halves by round parity when there are several rounds (other queries, companions and slots); with one
         round only the queries of each episode can be split, and the halves share companions and slots."""
         finished = [o for o in outcomes if not o.failed]
@@ -56,7 +56,7 @@ class PaperEstimator:
         else:
             halves = (_query_half(finished, 0), _query_half(finished, 1))
             split = "queries (shares companions and slots: optimistic)"
-        a, b = (aggregate(h, n_pool, weighting).scores for h in halves)
+        a, b = (aggregate(h, n_pool, settings.weighting).scores for h in halves)
         return split_half(a, b, split)
 
 
@@ -84,14 +84,36 @@ class CalibratedEstimator:
         return EpisodePlan(n_pool, 1, settings.panel, 1, settings.seed, n_val=n_val,
                            query_source=settings.query_source, fixed_panel=True)
 
-    def credit(self, outcomes: list[EpisodeOutcome], n_pool: int, weighting: str) -> Aggregate:
-        return standardised_gains(outcomes, n_pool)
+    def credit(self, outcomes: list[EpisodeOutcome], n_pool: int, settings) -> Aggregate:
+        gains = standardised_gains(outcomes, n_pool)
+        return Aggregate(_with_coherence(gains.scores, outcomes, n_pool, settings.coherence_weight),
+                         gains.appearances, gains.scorings)
 
-    def reliability(self, outcomes: list[EpisodeOutcome], n_pool: int, weighting: str) -> dict:
-        """Halves of the panel (even and odd positions): what a new seed changes is the panel."""
-        a = standardised_gains(outcomes, n_pool, parity=0).scores
-        b = standardised_gains(outcomes, n_pool, parity=1).scores
+    def reliability(self, outcomes: list[EpisodeOutcome], n_pool: int, settings) -> dict:
+        """Halves of the panel (even and odd positions): what a new seed changes is the panel (the coherence
+        term, which no seed changes, is in both halves as it is in every seed's scores)."""
+        a, b = (_with_coherence(standardised_gains(outcomes, n_pool, parity=p).scores, outcomes, n_pool,
+                                settings.coherence_weight) for p in (0, 1))
         return split_half(a, b, "panel queries")
+
+
+def _standardised(values: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(values)
+    if finite.sum() < 2 or np.std(values[finite]) == 0:
+        return np.where(finite, 0.0, np.nan)
+    return (values - np.mean(values[finite])) / np.std(values[finite])
+
+
+def _with_coherence(gains: np.ndarray, outcomes: list[EpisodeOutcome], n_pool: int, weight: float) -> np.ndarray:
+    """z(in-context gain) + weight * z(coherence): a demonstration whose answer does not follow from its input
+    (a swapped or broken record) helps less than its length alone would make it seem."""
+    if not weight:
+        return gains
+    coherence = np.full(n_pool, np.nan)
+    for outcome in outcomes:
+        if not outcome.failed and len(outcome.demos) == 1 and outcome.coherence is not None:
+            coherence[outcome.demos[0]] = outcome.coherence
+    return _standardised(gains) + weight * _standardised(coherence)
 
 
 def standardised_gains(outcomes: list[EpisodeOutcome], n_pool: int, parity: int | None = None) -> Aggregate:

@@ -102,10 +102,25 @@ class EpisodePlayer:
                 results = self.backend.generate(prompts, self.answer_budget, self.stop)
             for outcome, result, episode_queries in zip(playable, results, queries):
                 self._record(outcome, result, episode_queries)
+            if self.inputs.estimator.needs_token_logprobs and self.inputs.config.coherence_weight:
+                self._record_coherence([o for o in playable if not o.failed and len(o.demos) == 1])
         seconds = (time.perf_counter() - start) / len(episodes)
         for outcome in outcomes:
             outcome.seconds = seconds
         return outcomes
+
+    def _record_coherence(self, outcomes: list[EpisodeOutcome]) -> None:
+        """Each shown example's answer after its own input, zero-shot, against after an empty input: the mean
+        log-probability of its first answer tokens, the difference (a pointwise mutual information)."""
+        if not outcomes:
+            return
+        examples = [self.inputs.examples[o.demos[0]] for o in outcomes]
+        blank = [Example((("user", ""),), e.answer) for e in examples]
+        prompts = [self.builder.build([], [e]) for e in examples + blank]
+        results = self.backend.score(prompts, [[e.answer] for e in examples + blank], self.inputs.max_new_tokens)
+        own, none = results[: len(examples)], results[len(examples):]
+        for outcome, with_input, without in zip(outcomes, own, none):
+            outcome.coherence = float(with_input.token_logprobs[0] - without.token_logprobs[0])
 
     def _record(self, outcome: EpisodeOutcome, result, queries: list[Example]) -> None:
         """Score the answers (or take the likelihoods) and the attention of one episode."""

@@ -39,11 +39,12 @@ class EpisodeOutcome:
     prompt_tokens: int = 0
     seconds: float = 0.0
     answer_logprobs: list[list[float]] = field(default_factory=list)  # per query, each gold answer token's (calibrated)
+    coherence: float | None = None  # calibrated: the demonstration's answer log-prob after its input minus after none
 
     def to_json(self) -> str:
         record = asdict(self)
         if not record["answer_logprobs"]:  # only the calibrated estimator records them
-            del record["answer_logprobs"]
+            del record["answer_logprobs"], record["coherence"]
         return json.dumps(record, ensure_ascii=False)
 
     @classmethod

@@ -58,6 +58,8 @@ class SelectConfig:
                             "panel of queries, gold-answer tokens standardised: stable across seeds)")
     panel: int = option(8, "calibrated: queries in the fixed panel (more: more reliable, slower)")
     answer_tokens: int = option(32, "calibrated: gold-answer tokens scored per panel query")
+    coherence_weight: float = option(1.0, "calibrated: weight of each example's coherence (how much its own input "
+                                     "raises the likelihood of its answer) beside its in-context score; 0 = none")
     method: str = option("datawhisperer", "selection method: datawhisperer, or a baseline (random, length, perplexity, "
                        "ifd, nuggets, grand)")
     anchors: int = option(8, "nuggets: size of the fixed anchor set")

@@ -65,9 +65,9 @@ def credit(inputs: RunInputs, outcomes: dict, info: dict) -> Scored:
     if missing:
         raise UserError(f"{len(missing)} episodes have no result (first: {missing[0]}); rerun with --resume")
     ordered = [outcomes[key] for key in sorted(outcomes)]
-    n_pool, weighting = len(inputs.examples), inputs.config.weighting
-    result = inputs.estimator.credit(ordered, n_pool, weighting)
-    reliability = {"estimator": inputs.estimator.name, **inputs.estimator.reliability(ordered, n_pool, weighting)}
+    n_pool, settings = len(inputs.examples), inputs.config
+    result = inputs.estimator.credit(ordered, n_pool, settings)
+    reliability = {"estimator": inputs.estimator.name, **inputs.estimator.reliability(ordered, n_pool, settings)}
     return Scored(result.scores, result.appearances, {**info, "reliability": reliability}, ordered)
 
 
