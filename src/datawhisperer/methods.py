@@ -32,16 +32,13 @@ class Session:
     out: RunDirectory | None
     topology: Topology
     group: Group
-    load_backend: Callable[[], object]
+    load_backend: Callable[[], object]  # loads the model on first use, then hands back the same one
     log: Callable[[str], None] = print
     progress: bool = True
-    _backend: object = None
 
     @property
     def backend(self):
-        if self._backend is None:
-            self._backend = self.load_backend()
-        return self._backend
+        return self.load_backend()
 
 
 @dataclass
@@ -66,16 +63,13 @@ class MethodContext:
     examples: list[Example]
     instruction: str
     seed: int
-    load_backend: Callable[[], object]  # loads the model on first use; random and length never call it
+    load_backend: Callable[[], object]  # the session's model on first use; random and length never call it
     log: Callable[[str], None] = print
     options: dict = field(default_factory=dict)
-    _backend: object = None
 
     @property
     def backend(self):
-        if self._backend is None:
-            self._backend = self.load_backend()
-        return self._backend
+        return self.load_backend()
 
     @property
     def builder(self):
