@@ -226,12 +226,13 @@ def test_bad_bench_options_are_refused_before_any_cell_in_the_bench_flag_names(t
 
 
 @pytest.mark.parametrize("name,parsed", [
-    ("datawhisperer", ("datawhisperer", "paper", 1)),
-    ("datawhisperer-uniform", ("datawhisperer", "uniform", 1)),
-    ("datawhisperer-debiased-r3", ("datawhisperer", "debiased", 3)),
-    ("datawhisperer-r2", ("datawhisperer", "paper", 2)),
-    ("ifd", ("ifd", None, 1)),
-    ("nuggets", ("nuggets", None, 1)),
+    ("datawhisperer", ("datawhisperer", "paper", 1, "paper")),
+    ("datawhisperer-uniform", ("datawhisperer", "uniform", 1, "paper")),
+    ("datawhisperer-debiased-r3", ("datawhisperer", "debiased", 3, "paper")),
+    ("datawhisperer-r2", ("datawhisperer", "paper", 2, "paper")),
+    ("datawhisperer-calibrated", ("datawhisperer", None, 1, "calibrated")),
+    ("ifd", ("ifd", None, 1, "paper")),
+    ("nuggets", ("nuggets", None, 1, "paper")),
 ])
 def test_method_names(name, parsed):
     from datawhisperer.harness.command_configs import parse_method
@@ -252,7 +253,7 @@ def test_seeded_methods_select_once_per_seed():
     ("datawhisperer-", "unknown method 'datawhisperer-'"),
     ("datawhisperer-paper-r0", "rounds must be at least 1"),
     ("gradn", "did you mean 'grand'?"),
-    ("bm25", "unknown method 'bm25' (known: datawhisperer-debiased, datawhisperer-paper"),
+    ("bm25", "unknown method 'bm25' (known: datawhisperer-calibrated, datawhisperer-debiased, datawhisperer-paper"),
 ])
 def test_unknown_method_names(name, message):
     from datawhisperer.errors import UserError
