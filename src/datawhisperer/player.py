@@ -1,7 +1,8 @@
 """Playing episodes: render, fit to the context, ask the backend, score, and checkpoint.
 
-An outcome depends only on its episode (the plan is fixed by the seed and prompts never batch
-across episodes), so scores never depend on how the work was spread over processes.
+Episodes are batched in fixed groups of the plan (episodes.owner_of), and inside a batch every row is
+masked to compute exactly what it would alone, so an outcome depends only on its episode and its earlier
+tries: scores never depend on how the work was spread over processes, shards or sittings.
 """
 
 from __future__ import annotations
