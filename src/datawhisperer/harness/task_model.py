@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..backends.causal_lm import pick_device, pick_dtype
+from ..backends.tokens import completion_ids
 from ..data import load_table
 from ..errors import UserError
 from ..metrics import Metric, resolve_metric
@@ -53,15 +54,7 @@ def builder_for(tokenizer, instruction: str) -> PromptBuilder:
 def encode_completion(tokenizer, builder: PromptBuilder, example: Example, max_length: int) -> tuple[list[int], int]:
     """Token ids of prompt + completion, and where the completion starts (for answer-only loss)."""
     prompt, completion = builder.render_completion(example)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    full_ids = tokenizer(prompt + completion, add_special_tokens=False)["input_ids"]
-    start = 0
-    while start < min(len(prompt_ids), len(full_ids)) and prompt_ids[start] == full_ids[start]:
-        start += 1
-    if len(full_ids) > max_length:  # keep the answer: trim the prompt from the left
-        cut = len(full_ids) - max_length
-        full_ids, start = full_ids[cut:], max(0, start - cut)
-    return full_ids, start
+    return completion_ids(tokenizer, prompt, completion, max_length)  # keeps the answer, trims the prompt
 
 
 def seed_everything(seed: int) -> torch.Generator:
