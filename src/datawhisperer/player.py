@@ -36,7 +36,7 @@ class EpisodePlayer:
         self.inputs = inputs
         self.backend = backend
         config = inputs.config
-        self.builder = PromptBuilder(backend.tokenizer, config.instruction or inputs.task.instruction,
+        self.builder = PromptBuilder(backend.tokenizer, inputs.instruction,
                                      config.query_mode)
         self.stop = tuple(inputs.task.stop) + self.builder.stop
         self.played = 0
