@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_same_run, labelled_records, read_episodes, write_jsonl
+from conftest import assert_same_run, assert_varied, labelled_records, read_episodes, read_scores, write_jsonl
 
 from datawhisperer.cli import main
 
@@ -178,3 +178,94 @@ def test_episode_batches_change_nothing_but_speed(tmp_path, pool, taught_model_d
     assert (outs[4] / "scores.jsonl").read_bytes() == reference
     assert_same_run(outs[4], merged)
     assert json.loads(run.read_text())["played_episodes"] == 14 - 4  # the batch of episodes 4-7 is replayed whole
+
+
+# --- baselines: the same shards, merge, resume and ranks, by fixed parts of the pool ----------------------
+
+BASELINE = ["--backend", "fake", "--task", "classification", "--quiet", "--budget", "0.2"]
+
+
+@pytest.mark.parametrize("method", ["nuggets", "ifd", "grand", "random"])
+@pytest.mark.parametrize("count", [2, 3])
+def test_a_sharded_baseline_merged_equals_one_run(tmp_path, pool, method, count):
+    one = tmp_path / "one"
+    assert main(["select", pool, "--out", str(one), "--method", method, *BASELINE]) == 0
+    assert sorted(p.name for p in one.iterdir()) == ["run.json", "scores.jsonl", "selected-0.2.jsonl"]
+    shards = []
+    for index in range(count):
+        out = tmp_path / f"shard{index}"
+        assert main(["select", pool, "--out", str(out), "--shard", f"{index}/{count}", "--method", method,
+                     *BASELINE]) == 0
+        assert not (out / "scores.jsonl").exists() and (out / "parts.jsonl").exists()
+        shards.append(str(out))
+    merged = tmp_path / "merged"
+    assert main(["merge", *shards, "--out", str(merged), "--quiet"]) == 0
+    assert_varied([r["score"] for r in read_scores(one)])
+    assert (merged / "scores.jsonl").read_bytes() == (one / "scores.jsonl").read_bytes()
+    assert (merged / "selected-0.2.jsonl").read_bytes() == (one / "selected-0.2.jsonl").read_bytes()
+    info = json.loads((merged / "run.json").read_text())
+    assert info["method"] == method and len(info["shards"]) == count and "episodes" not in info
+
+
+def test_merge_refuses_a_baseline_shard_with_a_lost_or_foreign_part(tmp_path, capsys, pool):
+    shards = [tmp_path / "s0", tmp_path / "s1"]
+    for index, out in enumerate(shards):
+        assert main(["select", pool, "--out", str(out), "--shard", f"{index}/2", "--method", "nuggets",
+                     *BASELINE]) == 0
+    log = shards[1] / "parts.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    assert len(lines) == 1  # of 40 examples in parts of 16, shard 1/2 owns 16-31, shard 0/2 0-15 and 32-39
+    log.write_text("")
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "m")]) == 2
+    assert "lacks the scores of examples 16-31" in capsys.readouterr().err
+    log.write_text("".join(lines) + (shards[0] / "parts.jsonl").read_text().splitlines(keepends=True)[0])
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "m")]) == 2
+    assert "holds part 0 of another shard" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_killed_baseline_resumes_where_it_stopped(tmp_path, pool, monkeypatch):
+    from datawhisperer.backends.fake import FakeBackend
+
+    one = tmp_path / "one"
+    assert main(["select", pool, "--out", str(one), "--method", "perplexity", *BASELINE]) == 0
+    calls = []
+    real = FakeBackend.loglikelihood
+
+    def dies_on_the_second_part(self, requests):
+        calls.append(len(requests))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # a kill in the middle of the run
+        return real(self, requests)
+
+    monkeypatch.setattr(FakeBackend, "loglikelihood", dies_on_the_second_part)
+    out = tmp_path / "out"
+    assert main(["select", pool, "--out", str(out), "--method", "perplexity", *BASELINE]) == 130
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    assert len((out / "parts.jsonl").read_text().splitlines()) == 1
+    assert main(["select", pool, "--out", str(out), "--method", "perplexity", *BASELINE]) == 2  # not without --resume
+    calls.clear()
+    monkeypatch.setattr(FakeBackend, "loglikelihood", lambda self, requests: calls.append(len(requests))
+                        or real(self, requests))
+    assert main(["select", pool, "--out", str(out), "--method", "perplexity", *BASELINE, "--resume"]) == 0
+    assert calls == [16, 8]  # only the two parts the killed run had not logged
+    assert_varied([r["score"] for r in read_scores(one)])
+    assert (out / "scores.jsonl").read_bytes() == (one / "scores.jsonl").read_bytes()
+    assert not (out / "parts.jsonl").exists()  # scores.jsonl holds them all now
+
+
+def test_a_baseline_over_two_ranks_equals_one_process(tmp_path, pool, taught_model_dir):
+    command = [str(Path(sys.executable).parent / "torchrun"), "--nproc-per-node", "2", "--master-port", "29521"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["--model", str(taught_model_dir), "--task", "classification", "--method", "ifd", "--quiet"]
+    ranks = tmp_path / "ranks"
+    proc = subprocess.run([*command, "-m", "datawhisperer", "select", pool, "--out", str(ranks), *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    single = tmp_path / "single"
+    proc = subprocess.run([sys.executable, "-m", "datawhisperer", "select", pool, "--out", str(single), *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_varied([r["score"] for r in read_scores(single)])
+    assert read_scores(ranks) == read_scores(single)
+    assert sorted(p.name for p in ranks.iterdir()) == sorted(p.name for p in single.iterdir())  # rank logs gone

@@ -20,7 +20,7 @@ def test_a_fixed_panel_plan_shows_each_example_alone_before_the_other_folds_pane
     fold_of = {int(i): f for f, fold in enumerate(plan.folds) for i in fold}
     for episode in episodes:
         (demo,) = episode.demos
-        assert episode.queries == plan.panels[fold_of[demo]]
+        assert episode.queries == plan.panels[0][fold_of[demo]]
         assert all(fold_of[q] != fold_of[demo] for q in episode.queries)
     assert plan.panels != EpisodePlan(40, 1, 6, 1, seed=4, fixed_panel=True).panels  # the seed draws the panel
     with pytest.raises(UserError, match="fixed query panel"):
@@ -88,3 +88,15 @@ def test_coherence_pulls_down_examples_whose_answer_does_not_follow_from_their_i
     weighted = calibrated.credit(outcomes, 20, SelectConfig(coherence_weight=1.0)).scores
     assert set(np.argsort(-plain)[:3].tolist()) == {17, 18, 19}
     assert not {17, 18, 19} & set(np.argsort(-weighted)[:5].tolist())
+
+
+def test_each_round_of_a_panel_plan_asks_new_queries_and_round_one_is_unchanged():
+    one, three = EpisodePlan(40, 1, 6, 1, seed=3, fixed_panel=True), EpisodePlan(40, 1, 6, 3, seed=3, fixed_panel=True)
+    assert three.panels[0] == one.panels[0]  # runs of one round keep their panels
+    assert three.episodes()[:40] == one.episodes()  # a plan of R rounds starts with the plan of fewer
+    for fold in (0, 1):
+        asked = [q for rnd in three.panels for q in rnd[fold]]
+        assert len(asked) == len(set(asked)) == 18  # three panels of 6, none repeated, from a fold of 20
+    assert {e.round for e in three.episodes()} == {0, 1, 2}
+    small = EpisodePlan(16, 1, 6, 2, seed=3, fixed_panel=True)  # a fold of 8 has only 2 queries left: redrawn
+    assert len(set(small.panels[1][0])) == 6

@@ -41,18 +41,14 @@ def test_the_runner_gives_every_method_the_same_checks_and_outputs(tmp_path, met
 
 
 def test_a_baseline_is_a_score_function_run_on_every_example():
+    from datawhisperer.distributed import Group, detect
     from datawhisperer.inputs import check_inputs
     from datawhisperer.methods import Session
 
     config = SelectConfig(method="length", task="classification", seed=1, quiet=True)
-    records = [{"text": str(i), "label": "w " * (i + 1)} for i in range(6)]
-    session = Session(check_inputs(config, records, plays_episodes=False), None, None, None, lambda: None)
+    records = [{"text": str(i), "label": "w " * (i + 1)} for i in range(40)]  # three parts: 16, 16, 8
+    topology = detect(None)
+    session = Session(check_inputs(config, records, plays_episodes=False), None, topology, Group(topology, "cpu"),
+                      lambda: None, progress=False)
     scored = Baseline("datawhisperer.baselines.simple:length_scores", needs_model=False).run(session)
-    assert scored.scores.tolist() == [-1.0, -2.0, -3.0, -4.0, -5.0, -6.0] and scored.info == {"method": "length"}
-
-
-def test_baselines_refuse_shards_and_resume_in_one_line(tmp_path):
-    pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(12))
-    with pytest.raises(UserError, match="apply to datawhisperer runs, not to the random baseline"):
-        select(SelectConfig(pool, out=str(tmp_path / "o"), method="random", task="classification", shard="0/2",
-                            quiet=True))
+    assert scored.scores.tolist() == [-float(i + 1) for i in range(40)] and scored.info == {"method": "length"}

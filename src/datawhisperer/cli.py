@@ -19,6 +19,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _base_type(annotation) -> type:
     hints = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    if str in hints:  # a number or a word (--rounds 3, --rounds auto): the config reads it
+        return str
     inner = hints[0]
     if typing.get_origin(inner) in (list, tuple):
         return typing.get_args(inner)[0]

@@ -24,8 +24,9 @@ QUERY_SOURCES = ("auto", "val", "fold", "rest")
 
 
 def owner_of(episode_id: int, group_size: int, world_size: int) -> int:
-    """Which rank or shard plays a planned episode (and all its later tries): episodes are batched in fixed
-    groups of `group_size` consecutive ids, and group k goes to rank k mod world_size."""
+    """Which rank or shard does a unit of work: a planned episode (and all its later tries), or a baseline's
+    part of the pool. Units are batched in fixed groups of `group_size` consecutive ids, and group k goes to
+    rank k mod world_size."""
     return (episode_id // group_size) % world_size
 
 
@@ -117,13 +118,14 @@ class EpisodePlan:
                         others = np.setdiff1d(group, demos)
                         demos = np.concatenate([demos, rng.choice(others, self.n_demos - len(demos), replace=False)])
                     demos = tuple(int(i) for i in demos)
-                    plan.append(Episode(len(plan), rnd, demos, self._draw_queries(demos, rng)))
+                    plan.append(Episode(len(plan), rnd, demos, self._draw_queries(demos, rng, rnd)))
         return plan
 
     def retry(self, episode: Episode, attempt: int) -> Episode:
         """The same demonstrations with fresh queries; a pure function of (seed, episode id, attempt)."""
         rng = np.random.default_rng([self.seed, 0x2E7, episode.id, attempt])
-        return Episode(episode.id, episode.round, episode.demos, self._draw_queries(episode.demos, rng), attempt)
+        return Episode(episode.id, episode.round, episode.demos,
+                       self._draw_queries(episode.demos, rng, episode.round), attempt)
 
     def makeup(self, episode: Episode, targets: tuple[int, ...], attempt: int) -> Episode:
         """A make-up try: the targets, other members of their group to make n_demos (the player drops those
@@ -134,7 +136,8 @@ class EpisodePlan:
         group = self.folds[int(self._fold_of[targets[0]])] if self.query_source == "fold" else np.arange(self.n_pool)
         fillers = rng.choice(np.setdiff1d(group, chosen), self.n_demos - len(targets), replace=False)
         demos = tuple(int(i) for i in rng.permutation(np.concatenate([chosen, fillers])))
-        return Episode(episode.id, episode.round, demos, self._draw_queries(demos, rng), attempt, tuple(targets))
+        return Episode(episode.id, episode.round, demos, self._draw_queries(demos, rng, episode.round), attempt,
+                       tuple(targets))
 
     def next_try(self, episode: Episode, history: Sequence[TryOutcome], max_retries: int) -> Episode | None:
         """The try after `history` (the outcomes of the episode's tries so far, by attempt), or None when done.
@@ -172,15 +175,25 @@ class EpisodePlan:
         return self.makeup(episode, tuple(chosen), attempt) if chosen else None
 
     @cached_property
-    def panels(self) -> tuple[tuple[int, ...], ...]:
-        """The fixed query panels: for fold f, drawn from the other fold; with --val, one drawn from it."""
+    def panels(self) -> tuple[tuple[tuple[int, ...], ...], ...]:
+        """The fixed query panels, panels[round][k]: for fold k, drawn from the other fold; with --val, one
+        drawn from it. Each round asks new queries while the source has any left that no earlier round asked."""
         sources = [np.arange(self.n_val)] if self.query_source == "val" else [self.folds[1], self.folds[0]]
-        return tuple(tuple(int(i) for i in np.sort(np.random.default_rng([self.seed, 0xFA7E1, k]).choice(
-            source, self.n_queries, replace=False))) for k, source in enumerate(sources))
+        rounds = []
+        for rnd in range(self.rounds):
+            panels = []
+            for k, source in enumerate(sources):
+                asked = np.concatenate([np.asarray(r[k], dtype=np.int64) for r in rounds]) if rounds else []
+                fresh = np.setdiff1d(source, asked)
+                pick_from = fresh if len(fresh) >= self.n_queries else source
+                rng = np.random.default_rng([self.seed, 0xFA7E1, k] + ([rnd] if rnd else []))
+                panels.append(tuple(int(i) for i in np.sort(rng.choice(pick_from, self.n_queries, replace=False))))
+            rounds.append(tuple(panels))
+        return tuple(rounds)
 
-    def _draw_queries(self, demos: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
+    def _draw_queries(self, demos: tuple[int, ...], rng: np.random.Generator, rnd: int) -> tuple[int, ...]:
         if self.fixed_panel:
-            return self.panels[0 if self.query_source == "val" else int(self._fold_of[demos[0]])]
+            return self.panels[rnd][0 if self.query_source == "val" else int(self._fold_of[demos[0]])]
         if self.query_source == "val":
             candidates = np.arange(self.n_val)
         elif self.query_source == "fold":

@@ -6,7 +6,8 @@ and how it measures, within one run, how reliable those scores are.
 
 `calibrated`: built to give the same ranking with another seed. Each example is shown alone (one
 demonstration per prompt, so no companion or slot is credited for it) before the same fixed panel of
---panel queries (one panel per fold, drawn once, so query difficulty is shared by every example it scores).
+--panel queries (one panel per fold, drawn once, so query difficulty is shared by every example it scores;
+each further round shows every example again before a new panel).
 The outcome is the log-probability of every gold answer token of each panel query, in one teacher-forced
 pass (no decoding); each (query, token) column is standardised over the examples that answered it, so an
 example's score is how much it moves the answers above or below what the other examples do, token by
@@ -35,13 +36,14 @@ from .scoring import Aggregate, EpisodeOutcome, aggregate
 class PaperEstimator:
     name: str = "paper"
     needs_token_logprobs: bool = False
+    min_auto_rounds: int = 2  # one round's split shares companions and slots: it over-promises
 
     def overrides(self, settings) -> dict:
         return {}
 
     def plan(self, settings, n_pool: int, n_val: int) -> EpisodePlan:
-        return EpisodePlan(n_pool, settings.n_demos, settings.n_queries, settings.rounds, settings.seed, n_val=n_val,
-                           query_source=settings.query_source)
+        return EpisodePlan(n_pool, settings.n_demos, settings.n_queries, settings.planned_rounds, settings.seed,
+                           n_val=n_val, query_source=settings.query_source)
 
     def credit(self, outcomes: list[EpisodeOutcome], n_pool: int, settings) -> Aggregate:
         return aggregate(outcomes, n_pool, settings.weighting)
@@ -74,14 +76,16 @@ def _query_half(outcomes: list[EpisodeOutcome], parity: int) -> list[EpisodeOutc
 class CalibratedEstimator:
     name: str = "calibrated"
     needs_token_logprobs: bool = True
+    min_auto_rounds: int = 1  # its panel split predicts a new seed from one round
 
     def overrides(self, settings) -> dict:
         """One demonstration before the fixed panel, teacher-forced, over the first answer tokens."""
-        return {"n_demos": 1, "n_queries": settings.panel, "rounds": 1, "scoring": "likelihood",
+        return {"n_demos": 1, "n_queries": settings.panel, "scoring": "likelihood",
                 "query_mode": "single", "max_new_tokens": settings.answer_tokens}
 
     def plan(self, settings, n_pool: int, n_val: int) -> EpisodePlan:
-        return EpisodePlan(n_pool, 1, settings.panel, 1, settings.seed, n_val=n_val,
+        """Each round shows every example alone again, before a new panel (new queries while there are any)."""
+        return EpisodePlan(n_pool, 1, settings.panel, settings.planned_rounds, settings.seed, n_val=n_val,
                            query_source=settings.query_source, fixed_panel=True)
 
     def credit(self, outcomes: list[EpisodeOutcome], n_pool: int, settings) -> Aggregate:

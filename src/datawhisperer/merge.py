@@ -1,7 +1,8 @@
 """`datawhisperer merge`: combine independent shards (`select --shard i/n`) into one run's outputs.
 
 The shards must come from one plan (same fingerprint: data, model, seed, settings), be finished,
-and cover it exactly: each i of n once, and every planned episode of shard i present.
+and cover it exactly: each i of n once, and all the work shard i owns present (its episodes, or a
+baseline's parts): the method's `merge` checks and combines it.
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .episodes import owner_of
 from .errors import UserError
 from .inputs import check_inputs
+from .methods import METHODS
 from .rundir import RunDirectory, describe_differences
 from .runner import common_info, stderr, summary, write_outputs
-from .scoring import EpisodeOutcome
 from .select_config import SelectConfig, option
-from .whisperer import credit, episode_info, missing_episodes
 
 
 @dataclass
@@ -71,23 +70,13 @@ def merge(config: MergeConfig) -> None:
         if getattr(config, name):
             shard_config[name] = getattr(config, name)
     select_config = SelectConfig(**shard_config)
-    inputs = check_inputs(select_config)
+    method = METHODS.get(select_config.method)
+    inputs = check_inputs(select_config, plays_episodes=method.plays_episodes)
     if inputs.fingerprint != first["fingerprint"]:
         raise UserError("the pool or settings changed since the shards ran "
                         f"({describe_differences(first['fingerprint'], inputs.fingerprint)})")
 
-    outcomes: dict[tuple[int, int], EpisodeOutcome] = {}
-    for shard, info in zip(shards, infos):
-        directory, index = shard.path, info["shard"]["index"]
-        for key, outcome in shard.outcomes().items():
-            if owner_of(outcome.episode, select_config.episode_batch, count) != index:
-                raise UserError(f"{directory} (shard {index}/{count}) holds episode {outcome.episode} of another shard")
-            outcomes[key] = outcome
-        missing = missing_episodes(inputs.plan, select_config.max_retries, outcomes, (index, count),
-                                   select_config.episode_batch)
-        if missing:
-            raise UserError(f"{directory} (shard {index}/{count}) lacks {len(missing)} episodes (first: {missing[0]})")
-
+    scored = method.merge(inputs, list(zip(shards, infos)))
     out = RunDirectory(config.out)
     out.check(inputs.fingerprint, resume=False, overwrite=config.overwrite)
     out.claim(config.overwrite)
@@ -100,7 +89,6 @@ def merge(config: MergeConfig) -> None:
             "shards": [{"index": i["shard"]["index"], "directory": str(d), "selection_seconds": i["selection_seconds"],
                         "peak_rss_mb": i.get("peak_rss_mb")} for d, i in zip(directories, infos)],
         }
-        scored = credit(inputs, outcomes, episode_info(inputs, list(outcomes.values()), first["model"]))
         info = {**common_info(inputs, first["model"], timings), **scored.info}
         selection = write_outputs(out, inputs, scored, info)
     finally:

@@ -1,10 +1,11 @@
 """One registry of selection methods, one signature, driven by one runner (runner.py).
 
 Every method, Data Whisperer and each baseline, is a `Method`: `run(session)` scores the pool and returns
-`Scored`, or None on a process whose part of the work is merged elsewhere (a rank other than 0, a shard).
-The runner does what every method shares around it: the checks, the model, the output directory, run.json,
-scores and subsets. A method that `plays_episodes` has a seeded plan that ranks and shards split and that
---resume continues (see whisperer.py); the baselines score every example in one pass.
+`Scored`, `ShardDone` from a shard (its work waits for `datawhisperer merge`, which calls `merge`), or None
+on a rank other than 0. The runner does what every method shares around it: the checks, the model, the
+output directory, run.json, scores and subsets. Every method splits its work over ranks and shards and
+continues it with --resume: Data Whisperer by episodes of its seeded plan (whisperer.py), a baseline by
+fixed parts of the pool, each scored in one call and logged (`RunDirectory.part_log`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .episodes import owner_of
+from .errors import UserError
 from .registry import Registry, import_object
+from .rundir import ScoredPart
 
 if TYPE_CHECKING:
     from .distributed import Group, Topology
@@ -49,11 +53,22 @@ class Scored:
     outcomes: list | None = None  # played episodes, kept as episodes.jsonl
 
 
+@dataclass
+class ShardDone:
+    """A shard's share of the work is logged in its directory; `merge` combines the shards."""
+
+    info: dict  # what the shard's run.json records beyond the common fields
+    work: str  # what the shard did, for its summary line: "12 episodes (1 failed)"
+
+
 class Method(Protocol):
     needs_model: bool
     plays_episodes: bool
 
-    def run(self, session: Session) -> Scored | None: ...
+    def run(self, session: Session) -> Scored | ShardDone | None: ...
+
+    def merge(self, inputs: RunInputs, shards: list[tuple[RunDirectory, dict]]) -> Scored:
+        """Combine finished shards (directory, run.json) of one run, refusing what is missing or misplaced."""
 
 
 @dataclass
@@ -71,6 +86,8 @@ class MethodContext:
     def backend(self):
         return self.load_backend()
 
+    memo: dict = field(default_factory=dict)  # what a score function computes once per process (anchors ...)
+
     @property
     def builder(self):
         from .prompts import PromptBuilder
@@ -78,20 +95,91 @@ class MethodContext:
         return PromptBuilder(self.backend.tokenizer, self.instruction, "single")
 
 
+PART_SIZE = 16  # examples per logged part: a multiple of the backends' batch, so batches never change
+
+
 @dataclass(frozen=True)
 class Baseline:
-    """A method that scores every example with one function `score(context) -> np.ndarray` (higher first)."""
+    """A method that scores examples with one function `score(context, indices) -> np.ndarray` (higher first;
+    an example's score depends on nothing but the example, the seed and the model). The pool is scored in
+    fixed parts of PART_SIZE examples, part k by rank or shard k mod W, each logged as it is done, so a
+    resumed, distributed or sharded run writes exactly what one uninterrupted process does."""
 
     score: str  # "module:function", imported on first use
     needs_model: bool = True
     plays_episodes: bool = False
 
-    def run(self, session: Session) -> Scored:
-        inputs = session.inputs
+    def run(self, session: Session) -> Scored | ShardDone | None:
+        from tqdm.auto import tqdm
+
+        inputs, topology, out = session.inputs, session.topology, session.out
+        n = len(inputs.examples)
+        done = out.parts() if out is not None else {}
+        session.group.barrier()  # everyone has read the old logs before anyone appends
         context = MethodContext(inputs.examples, inputs.instruction, inputs.config.seed, lambda: session.backend,
-                                session.log, {"anchors": inputs.config.anchors, "quiet": not session.progress})
-        scores = np.asarray(import_object(self.score)(context), dtype=np.float64)
-        return Scored(scores, np.zeros(len(scores), dtype=np.int64), {"method": inputs.config.method})
+                                session.log, {"anchors": inputs.config.anchors})
+        score = import_object(self.score)
+        mine = _owned_parts(n, topology.rank, topology.world_size)
+        log = None
+        if out is not None:
+            log = out.part_log(topology.rank, topology.world_size) if topology.launched else out.part_log()
+        scored: dict[int, ScoredPart] = {}
+        with tqdm(total=sum(min(PART_SIZE, n - s) for s in mine), desc=inputs.config.method, unit="example",
+                  dynamic_ncols=True, disable=not session.progress) as bar:
+            for start in mine:
+                indices = list(range(start, min(start + PART_SIZE, n)))
+                if start not in done:
+                    scored[start] = _scored_part(start, score(context, indices), len(indices))
+                    if log is not None:
+                        log.append([scored[start]])
+                bar.update(len(indices))
+        if log is not None:
+            log.close()
+        session.group.barrier()
+        if topology.shard:
+            return ShardDone({"method": inputs.config.method, "resumed_parts": sum(s in done for s in mine)},
+                             f"{sum(min(PART_SIZE, n - s) for s in mine)} examples")
+        if not topology.is_main:
+            return None
+        parts = out.parts() if out is not None else scored
+        scores = self._assemble(parts, n, 0, 1)
+        if out is not None:
+            out.remove_parts()
+        return Scored(scores, np.zeros(n, dtype=np.int64), {"method": inputs.config.method})
+
+    def merge(self, inputs: RunInputs, shards: list[tuple[RunDirectory, dict]]) -> Scored:
+        n, parts = len(inputs.examples), {}
+        for shard, info in shards:
+            index, count = info["shard"]["index"], info["shard"]["count"]
+            found = shard.parts()
+            for start in found:
+                if owner_of(start // PART_SIZE, 1, count) != index:
+                    raise UserError(f"{shard.path} (shard {index}/{count}) holds part {start} of another shard")
+            self._assemble(found, n, index, count, where=f"{shard.path} (shard {index}/{count})")
+            parts.update(found)
+        return Scored(self._assemble(parts, n, 0, 1), np.zeros(n, dtype=np.int64), {"method": inputs.config.method})
+
+    @staticmethod
+    def _assemble(parts: dict, n: int, index: int, count: int, where: str = "the run") -> np.ndarray:
+        """The scores of the parts a share owns, in order; a one-line error for the first part missing."""
+        owned = _owned_parts(n, index, count)
+        missing = [s for s in owned if s not in parts or len(parts[s].scores) != min(PART_SIZE, n - s)]
+        if missing:
+            raise UserError(f"{where} lacks the scores of examples {missing[0]}-{min(missing[0] + PART_SIZE, n) - 1} "
+                            f"({len(missing)} of {len(owned)} parts); rerun with --resume")
+        return np.array([np.nan if v is None else v for s in owned for v in parts[s].scores], dtype=np.float64)
+
+
+def _owned_parts(n: int, index: int, count: int) -> list[int]:
+    """The first examples of the parts that rank or shard `index` of `count` scores."""
+    return [start for start in range(0, n, PART_SIZE) if owner_of(start // PART_SIZE, 1, count) == index]
+
+
+def _scored_part(start: int, scores, expected: int) -> ScoredPart:
+    values = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(values) != expected:
+        raise RuntimeError(f"a score function returned {len(values)} scores for {expected} examples")
+    return ScoredPart(start, [None if np.isnan(v) else float(v) for v in values])
 
 
 METHODS: Registry[Method] = Registry("selection method")

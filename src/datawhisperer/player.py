@@ -165,19 +165,22 @@ def share_of(plan, group_size: int, rank: int, world_size: int) -> list[list[Epi
 
 
 def play_share(player: EpisodePlayer, rank: int, world_size: int, done: dict, log: EpisodeLog | None,
-               progress: bool) -> list[EpisodeOutcome]:
+               progress: bool, only_round: int | None = None, desc: str = "scoring") -> list[EpisodeOutcome]:
     """Play this rank's share of the plan with every later try (plan.next_try); skip what `done` holds.
 
     A group's episodes take their k-th tries together, in one batch. A try depends only on its episode's
     own earlier outcomes, so the batches, like the plan, never depend on how the work is spread. A batch
     whose outcomes are all in `done` is skipped; a partly finished one is replayed whole (so its numbers
-    are those of an uninterrupted run) and only the missing outcomes are appended."""
+    are those of an uninterrupted run) and only the missing outcomes are appended. `only_round`: play one
+    round of the plan (--rounds auto decides after each round whether to play the next)."""
     plan = player.inputs.plan
     max_retries = player.inputs.config.max_retries
     groups = share_of(plan, player.inputs.config.episode_batch, rank, world_size)
+    if only_round is not None:
+        groups = [kept for group in groups if (kept := [e for e in group if e.round == only_round])]
     outcomes: list[EpisodeOutcome] = []
     failures = 0
-    bar = tqdm(total=sum(map(len, groups)), disable=not progress, unit="episode", desc="scoring", file=sys.stderr,
+    bar = tqdm(total=sum(map(len, groups)), disable=not progress, unit="episode", desc=desc, file=sys.stderr,
                dynamic_ncols=True)
     for group in groups:
         histories: dict[int, list[EpisodeOutcome]] = {e.id: [] for e in group}

@@ -3,6 +3,8 @@
     run.json          the configuration, fingerprint and figures of the run ("status": running/finished)
     episodes.jsonl    one line per played episode (the checkpoint, then the audit trail); under a
                       torch.distributed job each rank appends to episodes.rank-R-of-W.jsonl until rank 0 merges
+    parts.jsonl       a baseline's checkpoint: one line per scored part of the pool (`ScoredPart`), per rank
+                      as above; removed once scores.jsonl holds them all
     scores.jsonl      one line per pool example: {"index", "score", "appearances"}
     selected-<B>.ext  the best ⌊B·N⌋ records, in the pool's own format
 
@@ -19,8 +21,9 @@ import json
 import math
 import os
 import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -30,17 +33,36 @@ from .scoring import EpisodeOutcome
 
 RUN_FILE = "run.json"
 EPISODES_FILE = "episodes.jsonl"
+PARTS_FILE = "parts.jsonl"
 SCORES_FILE = "scores.jsonl"
 
 
-class EpisodeLog:
-    """Append-only JSON lines of EpisodeOutcome."""
+@dataclass(frozen=True)
+class ScoredPart:
+    """A baseline's scores of the pool examples start, start+1, ... (None where unscored)."""
+
+    start: int
+    scores: list[float | None]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ScoredPart:
+        return cls(int(data["start"]), [None if v is None else float(v) for v in data["scores"]])
+
+
+class AppendLog:
+    """Append-only JSON lines of one record type (`record`: to_json / from_dict)."""
+
+    record: ClassVar[type] = EpisodeOutcome
+    what: ClassVar[str] = "an episode record"
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self._fh = None
 
-    def read(self, repair: bool = True) -> list[EpisodeOutcome]:
+    def read(self, repair: bool = True) -> list:
         """All complete lines; a torn final line (a kill mid-write) is ignored, and with `repair` cut off."""
         if not self.path.exists():
             return []
@@ -49,9 +71,9 @@ class EpisodeLog:
         outcomes = []
         for lineno, line in enumerate(complete.decode("utf-8").splitlines(), start=1):
             try:
-                outcomes.append(EpisodeOutcome.from_dict(json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as exc:
-                raise UserError(f"{self.path}: line {lineno} is not an episode record ({exc})") from None
+                outcomes.append(self.record.from_dict(json.loads(line)))
+            except (json.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
+                raise UserError(f"{self.path}: line {lineno} is not {self.what} ({exc})") from None
         if repair and len(complete) != len(data):
             self._cut_torn_tail()
         return outcomes
@@ -65,8 +87,8 @@ class EpisodeLog:
             if complete != len(data):
                 fh.truncate(complete)
 
-    def append(self, outcomes: list[EpisodeOutcome]) -> None:
-        """One write and one fsync for a whole batch of outcomes: a kill leaves all of them or none."""
+    def append(self, outcomes: list) -> None:
+        """One write and one fsync for a whole batch of records: a kill leaves all of them or none."""
         if not outcomes:
             return
         if self._fh is None:
@@ -80,6 +102,17 @@ class EpisodeLog:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+class EpisodeLog(AppendLog):
+    """The episodes a Data Whisperer run has played (EpisodeOutcome)."""
+
+
+class PartLog(AppendLog):
+    """The parts of the pool a baseline has scored (ScoredPart)."""
+
+    record = ScoredPart
+    what = "a scored part"
 
 
 def describe_differences(saved: dict, current: dict) -> str:
@@ -110,7 +143,8 @@ class RunDirectory:
     # --- claiming: one writer, never another run's files -----------------------------------------------
 
     def holds_run(self) -> bool:
-        return (self.path / RUN_FILE).exists() or any(self.path.glob("episodes*.jsonl"))
+        return (self.path / RUN_FILE).exists() or any(self.path.glob("episodes*.jsonl")) \
+            or any(self.path.glob("parts*.jsonl"))
 
     def check(self, fingerprint: dict, resume: bool, overwrite: bool) -> None:
         """Read-only: refuse to mix runs. Another run's directory needs --resume (same settings) or --overwrite."""
@@ -162,7 +196,8 @@ class RunDirectory:
 
     def _our_files(self) -> list[Path]:
         found = [self.path / n for n in (RUN_FILE, SCORES_FILE) if (self.path / n).exists()]
-        return found + sorted(self.path.glob("episodes*.jsonl")) + sorted(self.path.glob("selected-*"))
+        return found + sorted(self.path.glob("episodes*.jsonl")) + sorted(self.path.glob("parts*.jsonl")) \
+            + sorted(self.path.glob("selected-*"))
 
     # --- run.json ---------------------------------------------------------------------------------------
 
@@ -207,6 +242,25 @@ class RunDirectory:
         atomic_write_text(self.path / EPISODES_FILE, "".join(o.to_json() + "\n" for o in ordered))
         for rank_log in self.path.glob("episodes.rank-*.jsonl"):
             rank_log.unlink()
+
+    # --- a baseline's scored parts ------------------------------------------------------------------------
+
+    def part_log(self, rank: int | None = None, world_size: int = 1) -> PartLog:
+        """The log a baseline's process appends its scored parts to (one per rank under torch.distributed)."""
+        name = PARTS_FILE if rank is None else f"parts.rank-{rank:05d}-of-{world_size:05d}.jsonl"
+        return PartLog(self.path / name)
+
+    def parts(self) -> dict[int, ScoredPart]:
+        """Every scored part in the run's part logs, by its first example."""
+        if not self.path.is_dir():
+            return {}
+        return {part.start: part for path in sorted(self.path.glob("parts*.jsonl"))
+                for part in PartLog(path).read(repair=False)}
+
+    def remove_parts(self) -> None:
+        """Once scores.jsonl holds every part, the checkpoint has served."""
+        for path in self.path.glob("parts*.jsonl"):
+            path.unlink()
 
     # --- scores and subsets -----------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 One path for every entry of the method registry (methods.py). What the runner shares among them: the
 checks (before any weights load), the run directory (claimed, never mixed with another run, locked),
 the model, run.json, scores and subsets. Under torch.distributed every rank runs the method on its share
-and rank 0 writes; a shard (`--shard i/n`) writes its episodes and run.json for `datawhisperer merge`.
+and rank 0 writes; a shard (`--shard i/n`) writes its logged work and run.json for `datawhisperer merge`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .distributed import Group, Topology, detect
 from .errors import UserError
 from .inputs import RunInputs, check_inputs
 from .memory import peak_memory, reset_peak_memory
-from .methods import METHODS, Scored, Session
+from .methods import METHODS, Scored, Session, ShardDone
 from .reliability import verdict
 from .rundir import RunDirectory
 from .select_config import SelectConfig
@@ -63,7 +63,17 @@ def summary(selection: Selection, info: dict, out: RunDirectory | None, budgets:
             f"{f', {unscored} examples left unscored ({reasons}) and ranked last' if unscored else ''}) in "
             f"{seconds:.1f}s: {seconds / max(n, 1):.2f}s per example, {seconds / max(info['episodes'], 1):.2f}s per "
             f"episode, using {info['model'].get('model')} at layer {info['layer']} (model loaded in "
-            f"{info.get('model_load_seconds', 0.0):.1f}s).{files}{reliability_line(info.get('reliability'))}")
+            f"{info.get('model_load_seconds', 0.0):.1f}s).{files}{reliability_line(info.get('reliability'))}"
+            f"{rounds_line(info)}")
+
+
+def rounds_line(info: dict) -> str:
+    """What --rounds auto decided, round by round."""
+    if "rounds_played" not in info:
+        return ""
+    reached = ", ".join("-" if r is None else f"{r:.2f}" for r in info["reliability_by_round"])
+    return (f"\n--rounds auto: played {info['rounds_played']} of at most {info['config']['max_rounds']} rounds "
+            f"(reliability after each: {reached}; target {info['config']['target_reliability']}).")
 
 
 def reliability_line(reliability: dict | None) -> str:
@@ -89,7 +99,7 @@ def _guarded(group: Group, step):
 
 def select(config: SelectConfig, records: list[dict] | None = None, backend=None) -> Selection | None:
     """Run a selection as `datawhisperer select` does. Returns the Selection, or None on ranks other
-    than 0 and for a shard (whose outcomes wait for `datawhisperer merge`)."""
+    than 0 and for a shard (whose work waits for `datawhisperer merge`)."""
     reset_peak_memory()  # run.json's peak is this selection's, not what ran before it in this process
     topology = detect(config.shard)
     group = Group(topology, config.device)
@@ -103,15 +113,13 @@ def _preflight(config: SelectConfig, inputs: RunInputs, out: RunDirectory | None
                backend) -> None:
     """Every check that needs no weights, before the output directory changes."""
     method = METHODS.get(config.method)
-    if not method.plays_episodes and (config.shard or config.resume):
-        raise UserError(f"--shard and --resume apply to datawhisperer runs, not to the {config.method} baseline")
     if out is None and (topology.launched or topology.shard):
         raise UserError("a distributed or sharded run needs --out")
     backend_cls = BACKENDS.get(config.backend) if backend is None and method.needs_model else None
     if hasattr(backend_cls, "preflight"):  # cheap checks (model, layer, length) before any weights load
         backend_cls.preflight(model=config.model, layer=config.layer, max_length=config.max_length)
     if out is not None and topology.owns_output:
-        out.check(inputs.fingerprint, config.resume and method.plays_episodes, config.overwrite)
+        out.check(inputs.fingerprint, config.resume, config.overwrite)
         if out.path.is_dir():
             out.lock()
 
@@ -143,8 +151,7 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
         start = time.perf_counter()
         if out is not None and topology.owns_output:  # only now, with the model loaded, does --out change
             out.claim(config.overwrite)
-            if method.plays_episodes:
-                out.write_info({"status": "running", "fingerprint": inputs.fingerprint, "config": config.to_dict()})
+            out.write_info({"status": "running", "fingerprint": inputs.fingerprint, "config": config.to_dict()})
         group.barrier()
         session = Session(inputs, out, topology, group, load, log_line, progress=not quiet)
         scored = method.run(session)
@@ -154,11 +161,12 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
                    "model_load_seconds": round(load_seconds, 3), **peak_memory()}
         description = backend.description if backend is not None else None
         info = {**common_info(inputs, description, timings), **scored.info}
-        if topology.shard:
+        if isinstance(scored, ShardDone):
+            info["shard"] = {"index": topology.rank, "count": topology.world_size}
             out.write_info(info)
-            log_line(f"Shard {topology.rank}/{topology.world_size} finished: {info['episodes']} episodes "
-                     f"({info['failed_episodes']} failed) in {timings['selection_seconds']:.1f}s. Combine all "
-                     f"shards with: datawhisperer merge SHARD_DIR... --out OUT")
+            log_line(f"Shard {topology.rank}/{topology.world_size} finished: {scored.work} in "
+                     f"{timings['selection_seconds']:.1f}s. Combine all shards with: datawhisperer merge "
+                     "SHARD_DIR... --out OUT")
             return None
         selection = write_outputs(out, inputs, scored, info)
         log_line(summary(selection, info, out, config.budget))

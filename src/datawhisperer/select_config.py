@@ -41,7 +41,11 @@ class SelectConfig:
                              "(default: round(0.4 x number of layers))")
     n_demos: int = option(5, "demonstrations per episode")
     n_queries: int = option(3, "queries per episode")
-    rounds: int = option(1, "passes over the pool; each example is a demonstration at least once per round")
+    rounds: int | str = option(1, "passes over the pool; each example is a demonstration at least once per round; "
+                               "auto: play rounds until the run's split-half reliability reaches "
+                               "--target-reliability, at most --max-rounds")
+    target_reliability: float = option(0.8, "--rounds auto: stop once the projected reliability reaches this")
+    max_rounds: int = option(8, "--rounds auto: the most rounds played")
     seed: int = option(0, "seed of the episode plan")
     val: str | None = option(None, "validation file to draw queries from (default: the pool's other fold)")
     query_source: str = option("auto", "where queries come from: auto, val, fold (2-fold split) or rest of the pool",
@@ -67,8 +71,8 @@ class SelectConfig:
                                      "likelihood; 16 on CUDA); the batches are fixed by the plan, so results never "
                                      "depend on how the work is spread")
     max_retries: int = option(3, "re-draws of a failed episode's queries before its demos go unscored by it")
-    shard: str | None = option(None, "i/n: play only shard i of n of the episodes into --out (for job arrays); "
-                             "combine the shards with `datawhisperer merge`")
+    shard: str | None = option(None, "i/n: do only shard i of n of the work (episodes, or a baseline's examples) "
+                             "into --out (for job arrays); combine the shards with `datawhisperer merge`")
     resume: bool = option(False, "continue a run in --out that was interrupted")
     overwrite: bool = option(False, "replace another run's files in --out")
     quiet: bool = option(False, "no progress bar or summary")
@@ -83,8 +87,14 @@ class SelectConfig:
             raise UserError(f"panel must be at least 2, got {self.panel}")
         if self.answer_tokens < 1:
             raise UserError(f"answer-tokens must be at least 1, got {self.answer_tokens}")
-        for name in ("n_demos", "n_queries", "rounds", "episode_batch"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
+        self.rounds = _rounds(self.rounds)
+        if not 0 < self.target_reliability <= 1:
+            raise UserError(f"target-reliability must be in (0, 1], got {self.target_reliability}")
+        if self.rounds == "auto" and self.shard is not None:
+            raise UserError("--rounds auto decides from the whole run's reliability, which a shard cannot see: "
+                            "give --rounds N with --shard")
+        for name in ("n_demos", "n_queries", "rounds", "max_rounds", "episode_batch"):
+            if getattr(self, name) not in (None, "auto") and getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.max_retries < 0:
             raise UserError("max-retries must be >= 0")
@@ -107,6 +117,11 @@ class SelectConfig:
             raise UserError("--scoring likelihood scores each query's gold answer after its own query: "
                             "use it with --query-mode single")
 
+    @property
+    def planned_rounds(self) -> int:
+        """The rounds the episode plan holds: --rounds, or with auto the most that may be played."""
+        return self.max_rounds if self.rounds == "auto" else self.rounds
+
     def to_dict(self) -> dict:
         """What run.json records. File paths are made absolute, so that the run's files can be found again
         from another directory (`report` shows the pool's records)."""
@@ -115,6 +130,15 @@ class SelectConfig:
             if values[name]:
                 values[name] = os.path.abspath(values[name])
         return values
+
+
+def _rounds(value: int | str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"rounds must be a whole number or auto, not {value!r}") from None
 
 
 def default_episode_batch(scoring: str, device: str) -> int:

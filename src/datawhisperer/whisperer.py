@@ -9,14 +9,18 @@ batch company), so scores never depend on how the work was spread over ranks, sh
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from .episodes import EpisodePlan, owner_of
 from .errors import UserError
 from .inputs import RunInputs
-from .methods import Scored, Session
+from .methods import Scored, Session, ShardDone
 from .player import EpisodePlayer, play_share
 from .scoring import EpisodeOutcome, unscored_examples
+
+if TYPE_CHECKING:
+    from .rundir import RunDirectory
 
 
 def missing_episodes(plan: EpisodePlan, max_retries: int, outcomes: dict, share: tuple[int, int] = (0, 1),
@@ -71,6 +75,26 @@ def credit(inputs: RunInputs, outcomes: dict, info: dict) -> Scored:
     return Scored(result.scores, result.appearances, {**info, "reliability": reliability}, ordered)
 
 
+def play_until_reliable(session: Session, player: EpisodePlayer, done: dict, log) -> tuple[list, dict]:
+    """--rounds auto: play the plan a round at a time; after each, every rank reads every outcome so far and
+    measures the estimator's split-half reliability, so all decide alike (and a resumed run decides as the
+    first sitting did): stop once it reaches --target-reliability, or after --max-rounds."""
+    inputs, topology, out, config = session.inputs, session.topology, session.out, session.inputs.config
+    mine: list[EpisodeOutcome] = []
+    by_round: list[float | None] = []
+    for rnd in range(config.max_rounds):
+        reached = f", reliability so far {by_round[-1]:.2f}" if by_round and by_round[-1] is not None else ""
+        mine += play_share(player, topology.rank, topology.world_size, done, log, session.progress, only_round=rnd,
+                           desc=f"round {rnd + 1}/{config.max_rounds}{reached}")
+        session.group.barrier()  # every rank's log is fsync'ed a batch at a time: all read the same outcomes
+        outcomes = out.outcomes() if out is not None else {(o.episode, o.attempt): o for o in mine}
+        ordered = [outcomes[key] for key in sorted(outcomes) if outcomes[key].round <= rnd]  # a resume may hold more
+        by_round.append(inputs.estimator.reliability(ordered, len(inputs.examples), config)["projected"])
+        if rnd + 1 >= inputs.estimator.min_auto_rounds and (by_round[-1] or 0.0) >= config.target_reliability:
+            break
+    return mine, {"rounds_played": len(by_round), "reliability_by_round": by_round}
+
+
 @dataclass(frozen=True)
 class DataWhisperer:
     needs_model: bool = True
@@ -84,25 +108,46 @@ class DataWhisperer:
         if out is not None:
             log = out.episode_log(topology.rank, topology.world_size) if topology.launched else out.episode_log()
         player = EpisodePlayer(inputs, session.backend)
+        auto: dict = {}
         try:
-            mine = play_share(player, topology.rank, topology.world_size, done, log, progress=session.progress)
+            if inputs.config.rounds == "auto":
+                mine, auto = play_until_reliable(session, player, done, log)
+                inputs = replace(inputs, plan=replace(inputs.plan, rounds=auto["rounds_played"]))
+            else:
+                mine = play_share(player, topology.rank, topology.world_size, done, log, progress=session.progress)
         finally:
             if log is not None:
                 log.close()
         session.group.barrier()
-        played = {"resumed_episodes": len(done),
+        played = {**auto, "resumed_episodes": len(done),
                   # what the resumed episodes cost when an earlier sitting played them
                   "resumed_episode_seconds": round(sum(o.seconds for o in done.values()), 3),
                   "played_episodes": player.played, "world_size": topology.world_size}
         description = session.backend.description
         if topology.shard:
-            info = {**episode_info(inputs, mine, description), **played,
-                    "shard": {"index": topology.rank, "count": topology.world_size}}
-            return Scored(None, None, info, None)  # a shard's outcomes wait for `datawhisperer merge`
+            info = {**episode_info(inputs, mine, description), **played}
+            return ShardDone(info, f"{info['episodes']} episodes ({info['failed_episodes']} failed)")
         if not topology.is_main:
             return None
         outcomes = out.outcomes() if out is not None else {(o.episode, o.attempt): o for o in mine}
         return credit(inputs, outcomes, {**episode_info(inputs, list(outcomes.values()), description), **played})
+
+    def merge(self, inputs: RunInputs, shards: list[tuple[RunDirectory, dict]]) -> Scored:
+        config = inputs.config
+        outcomes: dict[tuple[int, int], EpisodeOutcome] = {}
+        for shard, info in shards:
+            index, count = info["shard"]["index"], info["shard"]["count"]
+            for key, outcome in shard.outcomes().items():
+                if owner_of(outcome.episode, config.episode_batch, count) != index:
+                    raise UserError(f"{shard.path} (shard {index}/{count}) holds episode {outcome.episode} of "
+                                    "another shard")
+                outcomes[key] = outcome
+            missing = missing_episodes(inputs.plan, config.max_retries, outcomes, (index, count), config.episode_batch)
+            if missing:
+                raise UserError(f"{shard.path} (shard {index}/{count}) lacks {len(missing)} episodes "
+                                f"(first: {missing[0]})")
+        model = shards[0][1]["model"]
+        return credit(inputs, outcomes, episode_info(inputs, list(outcomes.values()), model))
 
 
 DATA_WHISPERER = DataWhisperer()

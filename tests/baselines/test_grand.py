@@ -45,7 +45,7 @@ def test_grand_scores_the_answer_also_when_the_prompt_is_truncated():
     lengths = [len(tokenizer("".join(builder.render_completion(e)))["input_ids"]) for e in examples]
     assert lengths[0] <= MAX_LENGTH < lengths[1]
     backend = HFBackend(preloaded=(model, tokenizer), max_length=MAX_LENGTH, device="cpu")
-    context = MethodContext(examples, INSTRUCTION, seed=0, load_backend=lambda: backend, options={"quiet": True})
-    scores = grand_scores(context)
+    context = MethodContext(examples, INSTRUCTION, seed=0, load_backend=lambda: backend)
+    scores = grand_scores(context, [0, 1])
     expected = [_answer_gradient_norm(model, tokenizer, e) for e in examples]
     assert scores.tolist() == pytest.approx(expected, rel=1e-4)

@@ -178,7 +178,7 @@ def test_each_stage_gets_what_the_bench_passes_on_under_its_own_names():
         ("math", 4, 2, 7, "cpu", True)
     assert select.resume and not select.overwrite and select.max_length is None  # --max-length is not selection's
     baseline = config.select_config("length", seed=2, data="pool.jsonl", out="sel")
-    assert (baseline.method, baseline.seed, baseline.resume, baseline.overwrite) == ("length", 0, False, True)
+    assert (baseline.method, baseline.seed, baseline.resume, baseline.overwrite) == ("length", 0, True, False)
     assert config.select_config("random", seed=2, data="p", out="o").seed == 2  # seeded: one selection per seed
 
     finetune = config.finetune_config(seed=1)

@@ -4,15 +4,11 @@ Large norms mark examples the model finds hard; they are selected first."""
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
 
-def grand_scores(context) -> np.ndarray:
+def grand_scores(context, indices: list[int]) -> np.ndarray:
     """The gradient norm of each gold answer's loss after its zero-shot prompt, on the sequence fine-tuning
-    trains on (the backend's `gradient_norms`); one example at a time, so the bar shows progress."""
+    trains on (the backend's `gradient_norms`), one example at a time."""
     backend, builder = context.backend, context.builder
-    requests = [builder.render_completion(e) for e in context.examples]
-    norms = [norm for request in tqdm(requests, desc="grand", unit="example", dynamic_ncols=True,
-                                      disable=context.options.get("quiet", False))
-             for norm in backend.gradient_norms([request])]
-    return np.array(norms, dtype=np.float64)
+    return np.array([norm for i in indices for norm in backend.gradient_norms([builder.render_completion(
+        context.examples[i])])], dtype=np.float64)

@@ -4,12 +4,11 @@ examples of a small fixed anchor set does it lower the model's loss on the gold 
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..prompts import EpisodePrompt
 
 
-def nuggets_scores(context) -> np.ndarray:
+def nuggets_scores(context, indices: list[int]) -> np.ndarray:
     n_anchors = int(context.options.get("anchors", 8))
     rng = np.random.default_rng([context.seed, 0xA4C])
     anchor_ids = rng.choice(len(context.examples), min(n_anchors, len(context.examples)), replace=False)
@@ -21,11 +20,11 @@ def nuggets_scores(context) -> np.ndarray:
         [result] = backend.score([prompt], [answers])
         return np.array(result.token_logprobs, dtype=np.float64)
 
-    zero_shot = anchor_logprobs(builder.build([], anchors))
-    scores = np.zeros(len(context.examples))
-    for i, example in enumerate(tqdm(context.examples, desc="nuggets", unit="example", dynamic_ncols=True,
-                                     disable=context.options.get("quiet", False))):
-        gain = anchor_logprobs(builder.build([example], anchors)) - zero_shot
+    if "zero_shot" not in context.memo:  # once per process, whatever parts it scores
+        context.memo["zero_shot"] = anchor_logprobs(builder.build([], anchors))
+    scores = np.zeros(len(indices))
+    for k, i in enumerate(indices):
+        gain = anchor_logprobs(builder.build([context.examples[i]], anchors)) - context.memo["zero_shot"]
         # the golden score: the share of anchors helped; the mean gain breaks ties
-        scores[i] = float(np.mean(gain > 0)) + 1e-3 * float(np.tanh(np.mean(gain)))
+        scores[k] = float(np.mean(gain > 0)) + 1e-3 * float(np.tanh(np.mean(gain)))
     return scores

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def random_scores(context) -> np.ndarray:
-    """Uniformly random order, fixed by the seed."""
-    return np.random.default_rng([context.seed, 0x5E1EC7]).random(len(context.examples))
+def random_scores(context, indices: list[int]) -> np.ndarray:
+    """Uniformly random order, fixed by the seed (one draw for the whole pool, whatever part is asked)."""
+    return np.random.default_rng([context.seed, 0x5E1EC7]).random(len(context.examples))[indices]
 
 
-def length_scores(context) -> np.ndarray:
+def length_scores(context, indices: list[int]) -> np.ndarray:
     """Shortest gold answers first (in words): a control for answer length."""
-    return -np.array([len(e.answer.split()) for e in context.examples], dtype=np.float64)
+    return -np.array([len(context.examples[i].answer.split()) for i in indices], dtype=np.float64)

@@ -149,12 +149,11 @@ class BenchConfig:
 
     def select_config(self, method: str, seed: int, data: str, out: str) -> SelectConfig:
         """One selection run of `method` from `data` into `out`; a method that draws nothing at random
-        selects once, with seed 0. Data Whisperer's episodes resume; a baseline is rerun from scratch."""
+        selects once, with seed 0. A run the bench was stopped in resumes where it stopped."""
         parsed = parse_method(method)
-        resume = parsed.base == "datawhisperer"
         return self._build(SELECT, data=data, out=out, model=self.scorer_model or self.model, method=parsed.base,
-                           seed=seed if parsed.seeded else 0, rounds=parsed.rounds, resume=resume,
-                           overwrite=not resume, estimator=parsed.estimator)
+                           seed=seed if parsed.seeded else 0, rounds=parsed.rounds, resume=True,
+                           estimator=parsed.estimator)
 
     def finetune_config(self, seed: int) -> FinetuneConfig:
         """The fine-tune of one cell (its examples come from the selection, not from a file)."""
