@@ -10,6 +10,7 @@ answers of a fifth of the records are swapped among them, the share of swapped r
     python benchmarks/reliability.py run calibrated-p8 --seeds 0 1     # play (resumable)
     python benchmarks/reliability.py cost --records 80                # paper vs calibrated, side by side
     python benchmarks/reliability.py table                            # results.md and results.json
+    python benchmarks/reliability.py demo                             # broken demo examples in the bottom 20%
 
 Reads ../shared/data by path and skips cleanly when it is absent; the pool copies it writes are gitignored.
 """
@@ -39,7 +40,10 @@ SETTINGS = {  # name -> SelectConfig options
     "calibrated-p8": {"estimator": "calibrated", "panel": 8},  # the default
     "calibrated-p4": {"estimator": "calibrated", "panel": 4},
     "calibrated-p16": {"estimator": "calibrated", "panel": 16},
+    "perplexity": {"method": "perplexity"},  # baselines: for the swapped-answers check (deterministic: one seed)
+    "ifd": {"method": "ifd"},
 }
+DEMO = ROOT / "demo"  # the demo pool: 228 plurals, 45 of them broken (wrong plurals, swapped answers)
 N_POOL, SWAPPED_SHARE = 400, 0.2
 
 
@@ -82,7 +86,7 @@ def answer_lengths() -> np.ndarray:
 def runs_of(name: str) -> dict[int, Path]:
     found = {}
     for path in sorted((OUT / "selections").glob(f"{name}-s*")):
-        if RunDirectory(path).finished():
+        if RunDirectory(path).finished() and not path.name.startswith(f"{name}-swapped-"):
             found[int(path.name.rsplit("-s", 1)[1])] = path
     if name == "paper":  # the bench's committed one-round runs: the same pool, model and settings
         for path in sorted(PAPER_RUNS.glob("datawhisperer-r1-s*")):
@@ -102,16 +106,28 @@ def recomputed_reliability(path: Path, info: dict) -> dict:
 
 def summarise(name: str, lengths: np.ndarray, chosen: list[int], baseline_seconds: float) -> dict | None:
     runs = runs_of(name)
-    if not runs:
+    noisy = [p for p in sorted((OUT / "selections").glob(f"{name}-swapped-s*")) if RunDirectory(p).finished()]
+    if not runs and not noisy:
         return None
+    row = {"setting": name, "seeds": [], "seconds": None, "cost_ratio": None, "seed_spearman": None, "top20": None,
+           "top40": None, "predicted": None, "length_spearman": None}
+    if runs:
+        row.update(_clean_figures(runs, lengths, baseline_seconds))
+    if noisy:
+        shares = [len(bottom_fifth(RunDirectory(p).scores()) & set(chosen)) / len(chosen) for p in noisy]
+        row["swapped_in_bottom20"] = float(np.mean(shares))
+    return row
+
+
+def _clean_figures(runs: dict[int, Path], lengths: np.ndarray, baseline_seconds: float) -> dict:
     scores = {seed: RunDirectory(path).scores() for seed, path in runs.items()}
     infos = {seed: RunDirectory(path).info() for seed, path in runs.items()}
     pairs = list(itertools.combinations(sorted(scores), 2))
     seconds = [i["selection_seconds"] + i.get("resumed_episode_seconds", 0.0) for i in infos.values()]
     predicted = [(i.get("reliability") or recomputed_reliability(runs[seed], i))["projected"]
                  for seed, i in infos.items()]
-    row = {
-        "setting": name, "seeds": sorted(scores), "seconds": float(np.mean(seconds)),
+    return {
+        "seeds": sorted(scores), "seconds": float(np.mean(seconds)),
         "cost_ratio": float(np.mean(seconds)) / baseline_seconds,
         "seed_spearman": float(np.mean([spearman(scores[a], scores[b]) for a, b in pairs])) if pairs else None,
         "top20": float(np.mean([top_overlap(scores[a], scores[b], 20) for a, b in pairs])) if pairs else None,
@@ -119,16 +135,6 @@ def summarise(name: str, lengths: np.ndarray, chosen: list[int], baseline_second
         "predicted": float(np.mean(predicted)) if predicted else None,
         "length_spearman": float(np.mean([spearman(s, lengths) for s in scores.values()])),
     }
-    noisy = sorted((OUT / "selections").glob(f"{name}-swapped-s*"))
-    finished = [p for p in noisy if RunDirectory(p).finished()]
-    if finished:
-        shares = []
-        for path in finished:
-            s = np.where(np.isfinite(RunDirectory(path).scores()), RunDirectory(path).scores(), -np.inf)
-            bottom = set(np.argsort(s, kind="mergesort")[: N_POOL // 5].tolist())
-            shares.append(len(bottom & set(chosen)) / len(chosen))
-        row["swapped_in_bottom20"] = float(np.mean(shares))
-    return row
 
 
 def table() -> None:
@@ -146,9 +152,9 @@ def table() -> None:
         return "–" if value is None else format(value, spec)
 
     for r in rows:
-        lines.append(f"| {r['setting']} | {','.join(map(str, r['seeds']))} | {r['seconds']:.0f} | "
-                     f"{r['cost_ratio']:.2f} | {fmt(r['seed_spearman'], '.2f')} | {fmt(r['predicted'], '.2f')} | "
-                     f"{fmt(r['top20'], '.1f')} | {fmt(r['top40'], '.1f')} | {r['length_spearman']:.2f} | "
+        lines.append(f"| {r['setting']} | {','.join(map(str, r['seeds'])) or '–'} | {fmt(r['seconds'], '.0f')} | "
+                     f"{fmt(r['cost_ratio'], '.2f')} | {fmt(r['seed_spearman'], '.2f')} | {fmt(r['predicted'], '.2f')} | "
+                     f"{fmt(r['top20'], '.1f')} | {fmt(r['top40'], '.1f')} | {fmt(r['length_spearman'], '.2f')} | "
                      f"{fmt(r.get('swapped_in_bottom20'), '.0%')} |")
     (OUT / "results.json").write_text(json.dumps({"baseline_seconds": baseline, "rows": rows}, indent=1) + "\n")
     (OUT / "results.md").write_text("\n".join(lines) + "\n")
@@ -165,7 +171,7 @@ def cost(n_records: int) -> None:
     subset = OUT / "pool-cost.jsonl"
     subset.write_text("".join(clean.read_text(encoding="utf-8").splitlines(keepends=True)[:n_records]))
     seconds = {}
-    for name in ("paper", "calibrated-p8", "calibrated-p16"):
+    for name in ("paper", "calibrated-p4", "calibrated-p8", "calibrated-p16"):
         out = OUT / "cost" / name
         start = time.perf_counter()
         select(SelectConfig(str(subset), out=str(out), task="instruction", overwrite=True, device="cpu", quiet=True,
@@ -178,6 +184,32 @@ def cost(n_records: int) -> None:
     print(json.dumps(ratios, indent=1))
 
 
+def bottom_fifth(scores: np.ndarray) -> set[int]:
+    """The fifth of the pool ranked last (unscored examples rank last, as in the selection)."""
+    keyed = np.where(np.isfinite(scores), scores, -np.inf)
+    return set(np.argsort(keyed, kind="mergesort")[: len(scores) // 5].tolist())
+
+
+def demo() -> None:
+    """Noise detection on the demo pool: the share of its 45 broken examples each setting ranks in the bottom
+    20% (chance: 20%), seed 0. Writes demo.json."""
+    from datawhisperer.demo import broken_share
+
+    pool = DEMO / "plurals.jsonl"
+    records = [json.loads(line) for line in pool.read_text(encoding="utf-8").splitlines() if line.strip()]
+    shares = {}
+    for name in ("paper", "calibrated-p8", "perplexity", "ifd"):
+        out = OUT / "demo" / name
+        if not RunDirectory(out).finished():
+            options = {k: v for k, v in SETTINGS[name].items() if k not in ("n_demos", "n_queries", "max_new_tokens")}
+            select(SelectConfig(str(pool), out=str(out), task=str(DEMO / "plurals.yaml"), device="cpu", quiet=True,
+                                resume=RunDirectory(out).holds_run(), **options))
+        shares[name] = broken_share(records, bottom_fifth(RunDirectory(out).scores()))
+        print(f"{name}: {shares[name]:.1%} of the broken examples in the bottom 20%")
+    (OUT / "demo.json").write_text(json.dumps({"broken": sum(r["kind"] != "clean" for r in records),
+                                               "in_bottom20": shares}, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -186,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     play.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     play.add_argument("--swapped", action="store_true", help="score the copy with a fifth of the answers swapped")
     sub.add_parser("table")
+    sub.add_parser("demo")
     measure = sub.add_parser("cost")
     measure.add_argument("--records", type=int, default=80)
     args = parser.parse_args(argv)
@@ -194,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "table":
         table()
+        return 0
+    if args.command == "demo":
+        demo()
         return 0
     if args.command == "cost":
         cost(args.records)

@@ -97,10 +97,15 @@ def report(run_dir: Path, pool: Path) -> str:
         mean_pct = 100 * sum(rank[i] for i in members) / len(members) / max(n - 1, 1)
         lines.append(f"  {kind:8s} {len(members):4d} examples: {in_bottom:3d} ({100 * in_bottom / len(members):5.1f}%) "
                      f"in the bottom 20%, mean rank at {mean_pct:5.1f}% from the top")
-    broken = [i for i, r in enumerate(records) if r["kind"] != "clean"]
-    share = sum(i in bottom for i in broken) / max(len(broken), 1)
-    lines.append(f"Broken examples in the bottom 20%: {100 * share:.1f}% (20% expected by chance).")
+    lines.append(f"Broken examples in the bottom 20%: {100 * broken_share(records, bottom):.1f}% (20% expected by "
+                 "chance).")
     return "\n".join(lines)
+
+
+def broken_share(records: list[dict], bottom: set[int]) -> float:
+    """The share of the broken examples (kind other than clean) that the ranking puts in `bottom`."""
+    broken = [i for i, r in enumerate(records) if r["kind"] != "clean"]
+    return sum(i in bottom for i in broken) / max(len(broken), 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,107 @@
+"""Reliability against cost (issue 13): how the seed-to-seed agreement and the split-half figure grow with the
+measurements an estimator spends, from the runs `benchmarks/reliability.py` and the bench already made.
+
+- calibrated: the panel's first k queries of the panel-16 runs (k = 2, 4, 8, 16: rounds 1, 2, 4, 8 of a
+  two-query panel; the panel-8 runs where the panel-16 ones are not finished). Every example is credited
+  exactly as a run with a panel of k would credit it; the cost of a panel of k is interpolated from the
+  side-by-side measurement in cost.json (seconds = a + b k, fitted on the panels measured there).
+- paper: the bench's three-round runs cut after round R (R = 1, 2, 3): round r of a plan does not depend on
+  how many rounds follow it, so the cut run is the R-round run; its cost is R rounds of the measured run.
+
+    python benchmarks/reliability_curve.py        # writes curve.json and curve.md beside results.md
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import replace
+
+import numpy as np
+from reliability import DATA, N_POOL, OUT, PAPER_RUNS, answer_lengths, runs_of, spearman, top_overlap
+
+from datawhisperer.estimators import ESTIMATORS
+from datawhisperer.rundir import RunDirectory
+from datawhisperer.select_config import SelectConfig
+
+
+def first_queries(outcomes: list, k: int) -> list:
+    return [replace(o, queries=o.queries[:k], query_scores=o.query_scores[:k],
+                    answer_logprobs=o.answer_logprobs[:k]) for o in outcomes]
+
+
+def point(scored: dict[int, tuple[np.ndarray, float]], lengths: np.ndarray, **extra) -> dict:
+    """Seed-to-seed figures over every pair of seeds, and the mean split-half projection the runs report."""
+    pairs = list(itertools.combinations(sorted(scored), 2))
+    return {**extra, "seeds": sorted(scored),
+            "seed_spearman": float(np.mean([spearman(scored[a][0], scored[b][0]) for a, b in pairs])),
+            "top20": float(np.mean([top_overlap(scored[a][0], scored[b][0], 20) for a, b in pairs])),
+            "predicted": float(np.mean([p for _, p in scored.values()])),
+            "length_spearman": float(np.mean([spearman(s, lengths) for s, _ in scored.values()]))}
+
+
+def calibrated_curve(lengths: np.ndarray) -> list[dict]:
+    cost = json.loads((OUT / "cost.json").read_text())
+    measured = {int(name.rsplit("-p", 1)[1]): v["selection_seconds"] for name, v in cost["seconds"].items()
+                if name.startswith("calibrated-p")}
+    slope, intercept = np.polyfit(list(measured), list(measured.values()), 1)
+    paper_cost = cost["seconds"]["paper"]["selection_seconds"]
+    estimator, settings = ESTIMATORS.get("calibrated"), SelectConfig(estimator="calibrated")
+    rows = []
+    for k in (2, 4, 8, 16):
+        source = next((p for p in (16, 8) if p >= k and len(runs_of(f"calibrated-p{p}")) >= 2), None)
+        if source is None:
+            continue
+        scored = {}
+        for seed, path in runs_of(f"calibrated-p{source}").items():
+            outcomes = first_queries([o for _, o in sorted(RunDirectory(path).outcomes().items())], k)
+            scores = estimator.credit(outcomes, N_POOL, settings).scores
+            scored[seed] = (scores, estimator.reliability(outcomes, N_POOL, settings)["projected"])
+        rows.append(point(scored, lengths, estimator="calibrated", panel=k, from_run=f"calibrated-p{source}",
+                          cost_ratio=float((intercept + slope * k) / paper_cost),
+                          cost_measured=k in measured))
+    return rows
+
+
+def paper_curve(lengths: np.ndarray) -> list[dict]:
+    estimator, settings = ESTIMATORS.get("paper"), SelectConfig()
+    runs = {int(p.name.rsplit("-s", 1)[1]): p for p in sorted(PAPER_RUNS.glob("datawhisperer-r3-s*"))
+            if RunDirectory(p).finished()}
+    if len(runs) < 2:
+        return []
+    r1 = runs_of("paper")
+    one_round = np.mean([RunDirectory(p).info()["selection_seconds"] for p in r1.values()])
+    three = np.mean([RunDirectory(p).info()["selection_seconds"] for p in runs.values()])
+    rows = []
+    for rounds in (1, 2, 3):
+        scored = {}
+        for seed, path in runs.items():
+            outcomes = [o for _, o in sorted(RunDirectory(path).outcomes().items()) if o.round < rounds]
+            scored[seed] = (estimator.credit(outcomes, N_POOL, settings).scores,
+                            estimator.reliability(outcomes, N_POOL, settings)["projected"])
+        rows.append(point(scored, lengths, estimator="paper", rounds=rounds,
+                          cost_ratio=float(three / 3 * rounds / one_round), cost_measured=rounds == 3))
+    return rows
+
+
+def main() -> int:
+    if not DATA.exists():
+        print(f"skipped: {DATA} is not here")
+        return 0
+    lengths = answer_lengths()
+    rows = paper_curve(lengths) + calibrated_curve(lengths)
+    lines = ["| estimator | measurements | seeds | cost vs paper 1-round | seed-to-seed Spearman | split-half projected "
+             "| top-20 overlap (chance 1) | Spearman with answer length |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        size = f"{r['rounds']} round{'s' * (r['rounds'] > 1)}" if "rounds" in r else f"panel {r['panel']} (from {r['from_run']})"
+        cost = f"{r['cost_ratio']:.2f}" + ("" if r["cost_measured"] else " (interpolated)")
+        lines.append(f"| {r['estimator']} | {size} | {','.join(map(str, r['seeds']))} | {cost} | "
+                     f"{r['seed_spearman']:.2f} | {r['predicted']:.2f} | {r['top20']:.1f} | {r['length_spearman']:.2f} |")
+    (OUT / "curve.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (OUT / "curve.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
