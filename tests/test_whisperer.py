@@ -71,3 +71,27 @@ def test_the_summary_says_what_rounds_auto_decided(tmp_path, capsys):
     select(SelectConfig(pool, out=str(tmp_path / "o"), task="classification", estimator="calibrated", panel=4,
                         rounds="auto", target_reliability=1.0, max_rounds=2), backend=FakeBackend())
     assert "--rounds auto: played 2 of at most 2 rounds (reliability after each:" in capsys.readouterr().err
+
+
+def test_rounds_auto_decides_alike_on_every_rank(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(40))
+    args = [*FAKE, "--estimator", "calibrated", "--panel", "4", "--rounds", "auto", "--max-rounds", "4"]
+    single = tmp_path / "single"
+    capped = auto(pool, single, "calibrated", target=1.0, extra=["--panel", "4"])
+    target = str(max(capped["reliability_by_round"][:-1]))  # reached before the cap
+    assert main(["select", pool, "--out", str(single), *args, "--target-reliability", target, "--overwrite"]) == 0
+    torchrun = [str(Path(sys.executable).parent / "torchrun"), "--nproc-per-node", "2", "--master-port", "29523"]
+    ranks = tmp_path / "ranks"
+    proc = subprocess.run([*torchrun, "-m", "datawhisperer", "select", pool, "--out", str(ranks), *args,
+                           "--target-reliability", target], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    one, two = (json.loads((d / "run.json").read_text()) for d in (single, ranks))
+    assert two["world_size"] == 2 and one["rounds_played"] == two["rounds_played"] < 4
+    assert one["reliability_by_round"] == two["reliability_by_round"]
+    assert read_scores(single) == read_scores(ranks)
