@@ -1,6 +1,7 @@
+import numpy as np
 import pytest
 
-from datawhisperer.harness.tables import markdown, paired_with
+from datawhisperer.harness.tables import interval_95, markdown, paired_with, t_quantile_975
 
 
 def cell(method, seed, score, loss, budget=0.1):
@@ -21,7 +22,15 @@ def test_paired_differences_match_seeds_and_budgets():
     low = rows[("dw", 0.05)]
     assert low["score_diff"] == pytest.approx(-1.0) and low["score_wins"] == 0 and low["loss_wins"] == 1
     table = markdown({"cells": cells, "full": [], "zero_shot": None}, {})
-    assert "| dw | 0.1 | 2 | +1.50 ± 0.71 | 2/2 | +0.0000 ± 0.1414 | 1/2 |" in table
+    assert row["score_diff_ci95"] == pytest.approx([1.5 - 6.353, 1.5 + 6.353], abs=1e-3)  # t(1) = 12.706
+    assert "| dw | 0.1 | 2 | +1.50 ± 0.71 [-4.85, +7.85] | 2/2 | +0.0000 ± 0.1414 [-1.2706, +1.2706] | 1/2 |" in table
+
+
+def test_the_95_percent_interval_over_five_seeds():
+    diffs = [1.0, 2.0, 3.0, 4.0, 5.0]  # mean 3, std 1.5811: half-width 2.776 * 1.5811 / sqrt(5) = 1.963
+    assert interval_95(3.0, float(np.std(diffs, ddof=1)), 5) == pytest.approx([1.037, 4.963], abs=1e-3)
+    assert interval_95(3.0, 1.0, 1) is None
+    assert t_quantile_975(20) == pytest.approx(2.086, abs=1e-3) and t_quantile_975(30) == pytest.approx(2.042, abs=1e-3)
 
 
 def test_no_reference_no_paired_table():

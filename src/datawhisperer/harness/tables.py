@@ -100,7 +100,8 @@ def markdown(results: dict, config: dict) -> str:
     paired = paired_with(results, PAIRED_REFERENCE)
     if paired:
         lines += ["", f"Paired with `{PAIRED_REFERENCE}` (same budget, same seed): mean ± std of the difference over "
-                  "the seeds both have; wins = seeds where the method is better (higher score, lower loss).", "",
+                  "the seeds both have, [its 95% confidence interval over those seeds, t distribution]; wins = seeds "
+                  "where the method is better (higher score, lower loss).", "",
                   "| method | budget | seeds | score − ref | score wins | loss − ref | loss wins |",
                   "|---|---|---|---|---|---|---|"]
         for row in paired:
@@ -111,8 +112,30 @@ def markdown(results: dict, config: dict) -> str:
 
 
 def _diff(row: dict, key: str, digits: int) -> str:
-    spread = f" ± {row[key + '_std']:.{digits}f}" if row["seeds"] > 1 else ""
-    return f"{row[key]:+.{digits}f}{spread}"
+    if row["seeds"] < 2:
+        return f"{row[key]:+.{digits}f}"
+    low, high = row[key + "_ci95"]
+    return f"{row[key]:+.{digits}f} ± {row[key + '_std']:.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)  # Student t, df 1-10
+
+
+def t_quantile_975(df: int) -> float:
+    """The two-sided 95% quantile of Student's t: the table to 10 degrees of freedom, then the Cornish-Fisher
+    expansion around the normal quantile (within 0.001 of the exact value beyond)."""
+    if df <= len(T_975):
+        return T_975[df - 1]
+    z = 1.959964
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+
+
+def interval_95(mean: float, std: float, n: int) -> list[float] | None:
+    """The 95% confidence interval of a mean over n seeds (t distribution); None for one seed."""
+    if n < 2:
+        return None
+    half = t_quantile_975(n - 1) * std / np.sqrt(n)
+    return [round(mean - half, 6), round(mean + half, 6)]
 
 
 def paired_with(results: dict, reference: str) -> list[dict]:
@@ -128,7 +151,8 @@ def paired_with(results: dict, reference: str) -> list[dict]:
         row = {"method": method, "budget": budget, "seeds": len(pairs)}
         for key, better in (("score", 1.0), ("loss", -1.0)):  # higher score, lower loss wins
             diffs = [c[key] - r[key] for c, r in pairs]
-            row[f"{key}_diff"], row[f"{key}_diff_std"], _ = _mean_std(diffs)
+            row[f"{key}_diff"], row[f"{key}_diff_std"], n = _mean_std(diffs)
+            row[f"{key}_diff_ci95"] = interval_95(row[f"{key}_diff"], row[f"{key}_diff_std"], n)
             row[f"{key}_wins"] = sum(better * d > 0 for d in diffs)
         rows.append(row)
     return rows
