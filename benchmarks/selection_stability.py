@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from datawhisperer.harness.task_model import load_task_data
+from datawhisperer.reliability import spearman
 from datawhisperer.rundir import RunDirectory
 from datawhisperer.scoring import WEIGHTINGS, aggregate, ranking
 
@@ -68,23 +69,6 @@ def seed_overlaps(by_method: dict[str, dict[int, np.ndarray]], tops: list[int]) 
         result[method] = {k: [overlap(orders[a], orders[b], k) for a, b in itertools.combinations(sorted(orders), 2)]
                           for k in tops}
     return result
-
-
-def average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks from 0, ties sharing their mean rank (as Spearman's rho wants)."""
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values), dtype=np.float64)
-    ranks[order] = np.arange(len(values))
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    return (np.bincount(inverse, weights=ranks) / counts)[inverse]
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    scored = ~np.isnan(a)
-    ra, rb = average_ranks(a[scored]), average_ranks(b[scored])
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def answer_words(bench: Path) -> np.ndarray:

@@ -4,9 +4,6 @@ import importlib.util
 import json
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 from datawhisperer.rundir import EpisodeLog
 from datawhisperer.scoring import EpisodeOutcome
 
@@ -49,14 +46,6 @@ def test_data_whisperer_runs_are_ranked_per_weighting(tmp_path):
     overlaps = stability.seed_overlaps(stability.finished_scores(tmp_path), [1])
     assert set(overlaps) == {"datawhisperer-paper-r1", "datawhisperer-uniform-r1", "datawhisperer-debiased-r1"}
     assert overlaps["datawhisperer-paper-r1"] == {1: [1]}  # example 2 draws most attention in both seeds
-
-
-def test_spearman_shares_tied_ranks_and_skips_unscored():
-    assert stability.average_ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [2.5, 0.0, 2.5, 1.0]
-    words = np.array([1.0, 2.0, 3.0, 4.0])
-    assert stability.spearman(np.array([4.0, 3.0, np.nan, 1.0]), words) == pytest.approx(-1.0)
-    assert np.isnan(stability.spearman(np.ones(4), words))
-
 
 def test_report_on_a_bench_directory(tmp_path, capsys):
     pool = [{"instruction": f"q{i}", "input": "", "output": " ".join(["w"] * (i + 1))} for i in range(4)]

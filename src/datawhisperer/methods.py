@@ -19,6 +19,7 @@ import numpy as np
 from .episodes import owner_of
 from .errors import UserError
 from .registry import Registry, import_object
+from .reliability import split_half
 from .rundir import ScoredPart
 
 if TYPE_CHECKING:
@@ -98,6 +99,15 @@ class MethodContext:
 PART_SIZE = 16  # examples per logged part: a multiple of the backends' batch, so batches never change
 
 
+@dataclass
+class Measured:
+    """What a score function returns when its scores average several measurements: the scores, and the same
+    scores from two disjoint halves of the measurements, from which the run reports its split-half reliability."""
+
+    scores: np.ndarray
+    halves: tuple[np.ndarray, np.ndarray]
+
+
 @dataclass(frozen=True)
 class Baseline:
     """A method that scores examples with one function `score(context, indices) -> np.ndarray` (higher first;
@@ -108,6 +118,8 @@ class Baseline:
     score: str  # "module:function", imported on first use
     needs_model: bool = True
     plays_episodes: bool = False
+    split: str | None = None  # what the halves of a Measured score hold, for run.json ("anchors")
+    reliability: dict | None = None  # a fixed entry where there is nothing to split (random: 0 by design)
 
     def run(self, session: Session) -> Scored | ShardDone | None:
         from tqdm.auto import tqdm
@@ -142,10 +154,10 @@ class Baseline:
         if not topology.is_main:
             return None
         parts = out.parts() if out is not None else scored
-        scores = self._assemble(parts, n, 0, 1)
+        result = self._result(inputs, parts)
         if out is not None:
             out.remove_parts()
-        return Scored(scores, np.zeros(n, dtype=np.int64), {"method": inputs.config.method})
+        return result
 
     def merge(self, inputs: RunInputs, shards: list[tuple[RunDirectory, dict]]) -> Scored:
         n, parts = len(inputs.examples), {}
@@ -155,19 +167,19 @@ class Baseline:
             for start in found:
                 if owner_of(start // PART_SIZE, 1, count) != index:
                     raise UserError(f"{shard.path} (shard {index}/{count}) holds part {start} of another shard")
-            self._assemble(found, n, index, count, where=f"{shard.path} (shard {index}/{count})")
+            _assemble(found, n, index, count, where=f"{shard.path} (shard {index}/{count})")
             parts.update(found)
-        return Scored(self._assemble(parts, n, 0, 1), np.zeros(n, dtype=np.int64), {"method": inputs.config.method})
+        return self._result(inputs, parts)
 
-    @staticmethod
-    def _assemble(parts: dict, n: int, index: int, count: int, where: str = "the run") -> np.ndarray:
-        """The scores of the parts a share owns, in order; a one-line error for the first part missing."""
-        owned = _owned_parts(n, index, count)
-        missing = [s for s in owned if s not in parts or len(parts[s].scores) != min(PART_SIZE, n - s)]
-        if missing:
-            raise UserError(f"{where} lacks the scores of examples {missing[0]}-{min(missing[0] + PART_SIZE, n) - 1} "
-                            f"({len(missing)} of {len(owned)} parts); rerun with --resume")
-        return np.array([np.nan if v is None else v for s in owned for v in parts[s].scores], dtype=np.float64)
+    def _result(self, inputs: RunInputs, parts: dict[int, ScoredPart]) -> Scored:
+        n = len(inputs.examples)
+        info: dict = {"method": inputs.config.method}
+        if self.split is not None:
+            halves = (_assemble(parts, n, 0, 1, half=h) for h in (0, 1))
+            info["reliability"] = {"estimator": inputs.config.method, **split_half(*halves, self.split)}
+        elif self.reliability is not None:
+            info["reliability"] = {"estimator": inputs.config.method, **self.reliability}
+        return Scored(_assemble(parts, n, 0, 1), np.zeros(n, dtype=np.int64), info)
 
 
 def _owned_parts(n: int, index: int, count: int) -> list[int]:
@@ -175,18 +187,38 @@ def _owned_parts(n: int, index: int, count: int) -> list[int]:
     return [start for start in range(0, n, PART_SIZE) if owner_of(start // PART_SIZE, 1, count) == index]
 
 
-def _scored_part(start: int, scores, expected: int) -> ScoredPart:
-    values = np.asarray(scores, dtype=np.float64).reshape(-1)
+def _assemble(parts: dict, n: int, index: int, count: int, where: str = "the run", half: int | None = None
+              ) -> np.ndarray:
+    """The scores (or one half's) of the parts a share owns, in order; a one-line error for the first part
+    missing."""
+    owned = _owned_parts(n, index, count)
+    missing = [s for s in owned if s not in parts or len(parts[s].scores) != min(PART_SIZE, n - s)]
+    if missing:
+        raise UserError(f"{where} lacks the scores of examples {missing[0]}-{min(missing[0] + PART_SIZE, n) - 1} "
+                        f"({len(missing)} of {len(owned)} parts); rerun with --resume")
+    values = [v for s in owned for v in (parts[s].scores if half is None else parts[s].halves[half])]
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _floats(values) -> list[float | None]:
+    return [None if np.isnan(v) else float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
+
+
+def _scored_part(start: int, scores: np.ndarray | Measured, expected: int) -> ScoredPart:
+    measured = scores if isinstance(scores, Measured) else None
+    values = _floats(measured.scores if measured else scores)
     if len(values) != expected:
         raise RuntimeError(f"a score function returned {len(values)} scores for {expected} examples")
-    return ScoredPart(start, [None if np.isnan(v) else float(v) for v in values])
+    return ScoredPart(start, values, (_floats(measured.halves[0]), _floats(measured.halves[1])) if measured else None)
 
 
 METHODS: Registry[Method] = Registry("selection method")
 METHODS.register("datawhisperer", "datawhisperer.whisperer:DATA_WHISPERER")
-METHODS.register("random", Baseline("datawhisperer.baselines.simple:random_scores", needs_model=False))
+METHODS.register("random", Baseline("datawhisperer.baselines.simple:random_scores", needs_model=False, reliability={
+    "split": "a random draw, which another seed shares nothing of", "split_half_spearman": None,
+    "projected": 0.0, "examples": None}))
 METHODS.register("length", Baseline("datawhisperer.baselines.simple:length_scores", needs_model=False))
 METHODS.register("perplexity", Baseline("datawhisperer.baselines.likelihood:perplexity_scores"))
 METHODS.register("ifd", Baseline("datawhisperer.baselines.likelihood:ifd_scores"))
-METHODS.register("nuggets", Baseline("datawhisperer.baselines.nuggets:nuggets_scores"))
+METHODS.register("nuggets", Baseline("datawhisperer.baselines.nuggets:nuggets_scores", split="anchors"))
 METHODS.register("grand", Baseline("datawhisperer.baselines.grand:grand_scores"))

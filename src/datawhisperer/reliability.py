@@ -61,15 +61,25 @@ def _rounded(value: float) -> float | None:
     return None if not np.isfinite(value) else round(float(value), 4)
 
 
+def describe(reliability: dict) -> str:
+    """A run's reliability entry in one sentence (the summary line, the HTML report)."""
+    who = reliability["estimator"] + (" estimator" if reliability["estimator"] in ("paper", "calibrated") else "")
+    if reliability.get("split_half_spearman") is None:
+        return f"Reliability ({who}): {reliability['projected']:.2f} by design ({reliability['split']})."
+    return (f"Reliability ({who}, halves by {reliability['split']}): the halves' rankings agree at Spearman "
+            f"{reliability['split_half_spearman']:.2f}, {reliability['projected']:.2f} projected for the whole run: "
+            "about how well a new seed's ranking would agree with this one (1 = the same ranking, 0 = chance).")
+
+
 def verdict(reliability: dict | None) -> str | None:
     """A plain warning when the projected reliability says the ranking is mostly noise."""
-    if not reliability or reliability.get("projected") is None:
-        return None
+    if not reliability or reliability.get("projected") is None or reliability.get("split_half_spearman") is None:
+        return None  # nothing measured (random: 0 by design, which its user chose)
     projected = reliability["projected"]
     if projected >= 0.6:
         return None
     level = "mostly noise" if projected < 0.3 else "noisy"
-    advice = ("a larger --panel" if reliability.get("estimator") == "calibrated"
-              else "--estimator calibrated, or more --rounds")
+    advice = {"calibrated": "a larger --panel or --rounds auto", "nuggets": "more --anchors"}.get(
+        reliability.get("estimator"), "--estimator calibrated, or more --rounds")
     return (f"the ranking is {level}: its split-half reliability projects to {projected:.2f} (1 = the same ranking "
             f"with another seed, 0 = chance); use {advice}")

@@ -39,17 +39,24 @@ SCORES_FILE = "scores.jsonl"
 
 @dataclass(frozen=True)
 class ScoredPart:
-    """A baseline's scores of the pool examples start, start+1, ... (None where unscored)."""
+    """A baseline's scores of the pool examples start, start+1, ... (None where unscored), and where the
+    baseline measures in halves (nuggets: even and odd anchors), the scores from each half."""
 
     start: int
     scores: list[float | None]
+    halves: tuple[list[float | None], list[float | None]] | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps({k: v for k, v in asdict(self).items() if v is not None})
 
     @classmethod
     def from_dict(cls, data: dict) -> ScoredPart:
-        return cls(int(data["start"]), [None if v is None else float(v) for v in data["scores"]])
+        def floats(values: list) -> list[float | None]:
+            return [None if v is None else float(v) for v in values]
+
+        halves = data.get("halves")
+        return cls(int(data["start"]), floats(data["scores"]), None if halves is None else
+                   (floats(halves[0]), floats(halves[1])))
 
 
 class AppendLog:

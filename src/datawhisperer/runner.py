@@ -17,7 +17,7 @@ from .errors import UserError
 from .inputs import RunInputs, check_inputs
 from .memory import peak_memory, reset_peak_memory
 from .methods import METHODS, Scored, Session, ShardDone
-from .reliability import verdict
+from .reliability import describe, verdict
 from .rundir import RunDirectory
 from .select_config import SelectConfig
 from .selection import Selection
@@ -56,7 +56,8 @@ def summary(selection: Selection, info: dict, out: RunDirectory | None, budgets:
     names = RunDirectory.output_names(budgets, selection.table.suffix, episodes="episodes" in info)
     files = f" Files are in {out.path}: {', '.join(names)}." if out else ""
     if "episodes" not in info:
-        return f"{info['method']}: scored {n} examples in {seconds:.1f}s" + (f"; files in {out.path}" if out else "")
+        return (f"{info['method']}: scored {n} examples in {seconds:.1f}s" + (f"; files in {out.path}" if out else "")
+                + reliability_line(info.get("reliability")))
     unscored = selection.unscored()
     reasons = ", ".join(f"{k} {why}" for why, k in info.get("unscored_reasons", {}).items())
     return (f"Scored {n} examples with {info['episodes']} episodes ({info['failed_episodes']} failed and re-drawn"
@@ -80,11 +81,8 @@ def reliability_line(reliability: dict | None) -> str:
     """What the run says of its own ranking: the split-half figure, and a plain warning when it is low."""
     if not reliability or reliability.get("projected") is None:
         return ""
-    line = (f"\nReliability ({reliability['estimator']} estimator, halves by {reliability['split']}): the halves' "
-            f"rankings agree at Spearman {reliability['split_half_spearman']:.2f}, {reliability['projected']:.2f} "
-            "projected for the whole run (a new seed's ranking should agree about this well).")
     warning = verdict(reliability)
-    return line + (f"\nWarning: {warning}." if warning else "")
+    return "\n" + describe(reliability) + (f"\nWarning: {warning}." if warning else "")
 
 
 def _guarded(group: Group, step):

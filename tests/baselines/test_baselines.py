@@ -48,6 +48,28 @@ def test_nuggets_scores_are_shares_of_anchors_helped():
     assert set(shares.tolist()) <= {0.0, 0.25, 0.5, 0.75, 1.0}
 
 
+def test_nuggets_reports_the_agreement_of_its_even_and_odd_anchors(tmp_path):
+    from datawhisperer.baselines.nuggets import nuggets_scores
+    from datawhisperer.inputs import check_inputs
+    from datawhisperer.methods import MethodContext
+    from datawhisperer.reliability import split_half
+    from datawhisperer.select_config import SelectConfig
+
+    inputs = check_inputs(SelectConfig(task="classification", method="nuggets"), RECORDS, plays_episodes=False)
+    backend = FakeBackend()
+    context = MethodContext(inputs.examples, inputs.instruction, 0, lambda: backend, options={"anchors": 4})
+    measured = nuggets_scores(context, list(range(20)))
+    even, odd = measured.halves  # two anchors each: shares 0, 0.5 or 1
+    assert set(np.round(even, 2).tolist()) | set(np.round(odd, 2).tolist()) <= {0.0, 0.5, 1.0}
+    assert not np.array_equal(np.round(even, 2), np.round(odd, 2))  # the halves measure apart
+    assert np.abs(measured.scores - (even + odd) / 2).max() < 2e-3  # the whole is their mean (up to tie-breaks)
+    pool = write_jsonl(tmp_path / "pool.jsonl", RECORDS)
+    assert main(["select", pool, "--out", str(tmp_path / "o"), "--method", "nuggets", "--anchors", "4",
+                 "--backend", "fake", "--task", "classification", "--quiet"]) == 0
+    run_info = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert run_info["reliability"] == {"estimator": "nuggets", **split_half(even, odd, "anchors")}
+
+
 @pytest.mark.parametrize("method", ["perplexity", "ifd", "nuggets", "grand", "random", "length"])
 def test_every_baseline_writes_select_outputs_with_a_real_model(tmp_path, tiny_model_dir, method):
     pool = write_jsonl(tmp_path / "pool.jsonl", plural_records(10))

@@ -59,7 +59,8 @@ def test_report_pages(tmp_path, tiny_model_dir):
     assert main(["report", str(tmp_path / "bench")]) == 0
     page = (tmp_path / "bench" / "report.html").read_text()
     assert "data:image/png;base64," in page and "datawhisperer-debiased" in page
-    assert page.count("<table>") == 2 and "Paired with" in page  # the results, then each method against random
+    assert page.count("<table>") == 3 and "Paired with" in page  # the results, each method against random,
+    assert "Seed-to-seed agreement" in page  # and how alike two seeds rank
     run_dir = tmp_path / "bench" / "selections" / "datawhisperer-r1-s0"
     assert main(["report", str(run_dir), "--out", str(tmp_path / "sel.html")]) == 0
     page = (tmp_path / "sel.html").read_text()

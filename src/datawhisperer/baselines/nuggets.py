@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..methods import Measured
 from ..prompts import EpisodePrompt
 
 
-def nuggets_scores(context, indices: list[int]) -> np.ndarray:
+def golden_score(gain: np.ndarray) -> float:
+    """The share of anchors an example helps; its mean gain breaks ties."""
+    return float(np.mean(gain > 0)) + 1e-3 * float(np.tanh(np.mean(gain)))
+
+
+def nuggets_scores(context, indices: list[int]) -> Measured:
+    """Each example's golden score over the anchors, and over the even and the odd anchors apart (the run's
+    split-half reliability: another seed draws other anchors)."""
     n_anchors = int(context.options.get("anchors", 8))
     rng = np.random.default_rng([context.seed, 0xA4C])
     anchor_ids = rng.choice(len(context.examples), min(n_anchors, len(context.examples)), replace=False)
@@ -22,9 +30,10 @@ def nuggets_scores(context, indices: list[int]) -> np.ndarray:
 
     if "zero_shot" not in context.memo:  # once per process, whatever parts it scores
         context.memo["zero_shot"] = anchor_logprobs(builder.build([], anchors))
-    scores = np.zeros(len(indices))
+    scores, halves = np.zeros(len(indices)), (np.zeros(len(indices)), np.zeros(len(indices)))
     for k, i in enumerate(indices):
         gain = anchor_logprobs(builder.build([context.examples[i]], anchors)) - context.memo["zero_shot"]
-        # the golden score: the share of anchors helped; the mean gain breaks ties
-        scores[k] = float(np.mean(gain > 0)) + 1e-3 * float(np.tanh(np.mean(gain)))
-    return scores
+        scores[k] = golden_score(gain)
+        for parity, half in enumerate(halves):
+            half[k] = golden_score(gain[parity::2]) if len(gain[parity::2]) else np.nan
+    return Measured(scores, halves)

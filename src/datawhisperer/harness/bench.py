@@ -15,9 +15,10 @@ from pathlib import Path
 from ..data import atomic_write_json, atomic_write_text, load_table
 from ..errors import UserError
 from ..fingerprint import content_hash
-from ..rundir import RunDirectory, describe_differences
-from ..scoring import aggregate, ranking
+from ..rundir import describe_differences
+from ..scoring import ranking
 from ..selection import budget_count, parse_budget
+from .agreement import method_scores, selection_dir
 from .command_configs import BenchConfig, parse_method
 from .evaluate import evaluate_model
 from .finetune import train_lora
@@ -78,20 +79,14 @@ class Bench:
     def selection(self, method: str, seed: int) -> tuple[list[int], float]:
         """(ranking, selection seconds) of a method, selecting once per seed where the method is seeded."""
         parsed = parse_method(method)
-        key = parsed.run_name
-        seeded = parsed.seeded
-        directory = self.out / "selections" / (f"{key}-s{seed}" if seeded else key)
-        run = RunDirectory(directory)
+        run = selection_dir(self.out, parsed, seed)
         if not run.finished():
-            self.log(f"[bench] selecting with {key} (seed {seed if seeded else '-'})")
+            self.log(f"[bench] selecting with {parsed.run_name} (seed {seed if parsed.seeded else '-'})")
             from ..runner import select
 
-            select(self.config.select_config(method, seed, data=str(self.pool_path), out=str(directory)))
+            select(self.config.select_config(method, seed, data=str(self.pool_path), out=str(run.path)))
         info = run.info()
-        if parsed.weighting is not None:  # one paper run serves every weighting: credit it anew
-            scores = aggregate(list(run.outcomes().values()), len(self.train.examples), parsed.weighting).scores
-        else:
-            scores = run.scores()
+        scores = method_scores(run, parsed)
         # a selection finished over several sittings costs what each sitting spent on it
         seconds = float(info["selection_seconds"]) + float(info.get("resumed_episode_seconds", 0.0))
         return ranking(scores).tolist(), seconds

@@ -14,7 +14,7 @@ import numpy as np
 from ..data import atomic_write_text, load_table
 from ..errors import UserError
 from ..fingerprint import content_hash
-from ..reliability import verdict
+from ..reliability import describe, verdict
 from ..rundir import RunDirectory
 from .command_configs import ReportConfig
 
@@ -77,11 +77,7 @@ def selection_report(run_dir: Path, n_examples: int) -> str:
     reliability = info.get("reliability")
     if reliability and reliability.get("projected") is not None:
         warning = verdict(reliability)
-        parts.append(f"<h2>Reliability</h2><p>Split-half reliability ({html.escape(reliability['estimator'])} "
-                     f"estimator, halves by {html.escape(reliability['split'])}): the halves' rankings agree at "
-                     f"Spearman {reliability['split_half_spearman']:.2f}, <b>{reliability['projected']:.2f}</b> "
-                     "projected for the whole run: about how well a new seed's ranking would agree with this one "
-                     "(1 = the same ranking, 0 = chance).</p>"
+        parts.append(f"<h2>Reliability</h2><p>{html.escape(describe(reliability))}</p>"
                      + (f"<p><b>Warning:</b> {html.escape(warning)}.</p>" if warning else ""))
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.hist(values, bins=40)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import atomic_write_json, atomic_write_text
+from .agreement import agreement_markdown, seed_agreement
 
 CELL_KEYS = ("method", "budget", "seed", "score", "loss", "selection_seconds", "finetune_seconds",
              "mean_answer_words", "train_tokens", "final_loss", "examples", "steps", "cell_seconds")
@@ -35,7 +36,8 @@ def collect(out: Path) -> dict:
     zero = out / "zero_shot" / "result.json"
     zero_shot = {k: v for k, v in _read(zero).items() if k in ("score", "loss", "mean_answer_words")} \
         if zero.exists() else None
-    return {"cells": cells, "full": full, "zero_shot": zero_shot}
+    agreement = seed_agreement(out, sorted({c["method"] for c in cells}), sorted({c["seed"] for c in cells}))
+    return {"cells": cells, "full": full, "zero_shot": zero_shot, "agreement": agreement}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float, int]:
@@ -108,6 +110,10 @@ def markdown(results: dict, config: dict) -> str:
             n = row["seeds"]
             lines.append(f"| {row['method']} | {row['budget']:g} | {n} | {_diff(row, 'score_diff', 2)} "
                          f"| {row['score_wins']}/{n} | {_diff(row, 'loss_diff', 4)} | {row['loss_wins']}/{n} |")
+    seconds = {}
+    for row in summarize(results):  # a selection serves every budget: one figure per method
+        seconds.setdefault(row["method"], (row["selection_seconds"], row["str"]))
+    lines += agreement_markdown(results.get("agreement", []), seconds)
     return "\n".join(lines) + "\n"
 
 
