@@ -169,7 +169,8 @@ def test_no_other_module_names_a_file_of_the_run_directory():
     import ast
 
     source = Path(__file__).parents[1] / "src" / "datawhisperer"
-    names = {"run.json", "scores.jsonl", "episodes.jsonl", "episodes*.jsonl", "episodes.rank-*.jsonl", "selected-*"}
+    names = {"run.json", "scores.jsonl", "episodes.jsonl", "episodes*.jsonl", "episodes.rank-*.jsonl", "selected-*",
+             "parts.jsonl", "parts*.jsonl", "parts.rank-*.jsonl"}
     offenders = []
     for path in sorted(source.rglob("*.py")):
         if path.name == "rundir.py":
@@ -178,6 +179,6 @@ def test_no_other_module_names_a_file_of_the_run_directory():
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
                 offenders.append(f"{path.relative_to(source)}:{node.lineno} {node.value!r}")
             if isinstance(node, ast.JoinedStr) and any(isinstance(v, ast.Constant) and str(v.value).startswith(
-                    ("selected-", "episodes.rank-")) for v in node.values):
+                    ("selected-", "episodes.rank-", "parts.rank-")) for v in node.values):
                 offenders.append(f"{path.relative_to(source)}:{node.lineno} f-string")
     assert offenders == []

@@ -74,3 +74,18 @@ def test_a_selection_report_shows_the_runs_reliability(tmp_path):
                          n_demos=3, n_queries=2, out=str(out), quiet=True)
     page = report(ReportConfig(str(out))).read_text()
     assert "<h2>Reliability</h2>" in page and "halves by rounds" in page
+
+
+def test_the_report_shows_what_rounds_auto_decided(tmp_path):
+    from conftest import labelled_records
+
+    import datawhisperer
+    from datawhisperer.backends.fake import FakeBackend
+    from datawhisperer.harness.command_configs import ReportConfig
+    from datawhisperer.harness.report import report
+
+    out = tmp_path / "run"
+    datawhisperer.select(labelled_records(40), backend_instance=FakeBackend(), task="classification", rounds="auto",
+                         estimator="calibrated", panel=4, max_rounds=2, target_reliability=1.0, out=str(out), quiet=True)
+    page = report(ReportConfig(str(out))).read_text()
+    assert "rounds_played" in page and "reliability_by_round" in page and "halves by panel queries" in page

@@ -67,7 +67,8 @@ def selection_report(run_dir: Path, n_examples: int) -> str:
     plt = _plt()
     parts = []
     facts = {k: info.get(k) for k in ("method", "pool_size", "episodes", "failed_episodes", "layer", "query_source",
-                                      "selection_seconds", "model_load_seconds", "peak_rss_mb")}
+                                      "rounds_played", "reliability_by_round", "selection_seconds",
+                                      "model_load_seconds", "peak_rss_mb")}
     facts["model"] = (info.get("model") or {}).get("model")
     config = info.get("config", {})
     facts.update({k: config.get(k) for k in ("data", "task", "estimator", "panel", "n_demos", "n_queries", "rounds",
