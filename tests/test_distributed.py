@@ -242,13 +242,15 @@ def test_a_killed_baseline_resumes_where_it_stopped(tmp_path, pool, monkeypatch)
     out = tmp_path / "out"
     assert main(["select", pool, "--out", str(out), "--method", "perplexity", *BASELINE]) == 130
     assert json.loads((out / "run.json").read_text())["status"] == "running"
-    assert len((out / "parts.jsonl").read_text().splitlines()) == 1
+    [logged] = (out / "parts.jsonl").read_text().splitlines()
+    logged_seconds = json.loads(logged)["seconds"]
     assert main(["select", pool, "--out", str(out), "--method", "perplexity", *BASELINE]) == 2  # not without --resume
     calls.clear()
     monkeypatch.setattr(FakeBackend, "loglikelihood", lambda self, requests: calls.append(len(requests))
                         or real(self, requests))
     assert main(["select", pool, "--out", str(out), "--method", "perplexity", *BASELINE, "--resume"]) == 0
     assert calls == [16, 8]  # only the two parts the killed run had not logged
+    assert json.loads((out / "run.json").read_text())["resumed_part_seconds"] == logged_seconds  # charged again
     assert_varied([r["score"] for r in read_scores(one)])
     assert (out / "scores.jsonl").read_bytes() == (one / "scores.jsonl").read_bytes()
     assert not (out / "parts.jsonl").exists()  # scores.jsonl holds them all now

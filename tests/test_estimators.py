@@ -98,5 +98,6 @@ def test_each_round_of_a_panel_plan_asks_new_queries_and_round_one_is_unchanged(
         asked = [q for rnd in three.panels for q in rnd[fold]]
         assert len(asked) == len(set(asked)) == 18  # three panels of 6, none repeated, from a fold of 20
     assert {e.round for e in three.episodes()} == {0, 1, 2}
-    small = EpisodePlan(16, 1, 6, 2, seed=3, fixed_panel=True)  # a fold of 8 has only 2 queries left: redrawn
-    assert len(set(small.panels[1][0])) == 6
+    assert EpisodePlan(36, 1, 6, 3, seed=3, fixed_panel=True).fresh_panels == 3
+    with pytest.raises(UserError, match="at most 2 rounds"):  # a fold of 16 holds two panels of 6 new queries
+        EpisodePlan(32, 1, 6, 3, seed=3, fixed_panel=True)

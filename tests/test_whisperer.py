@@ -30,7 +30,7 @@ def test_rounds_auto_stops_at_the_target_and_scores_like_that_many_rounds(tmp_pa
     pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(40))
     capped = auto(pool, tmp_path / "capped", estimator, target=1.0, extra=extra)  # never reached: every round
     by_round = capped["reliability_by_round"]
-    assert capped["rounds_played"] == 4 and len(by_round) == 4 and len(set(by_round)) > 1
+    assert capped["rounds_played"] == capped["rounds_cap"] == 4 and len(by_round) == 4 and len(set(by_round)) > 1
     target = max(by_round[measurable_from - 1:-1])  # reached before the cap
     assert target > 0
     stopped_at = next(k + 1 for k in range(measurable_from - 1, 4) if by_round[k] >= target)
@@ -95,3 +95,31 @@ def test_rounds_auto_decides_alike_on_every_rank(tmp_path):
     assert two["world_size"] == 2 and one["rounds_played"] == two["rounds_played"] < 4
     assert one["reliability_by_round"] == two["reliability_by_round"]
     assert read_scores(single) == read_scores(ranks)
+
+
+def test_rounds_auto_plays_no_more_rounds_than_the_fold_has_new_panels_for(tmp_path):
+    pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(40))  # folds of 20: two panels of 8
+    info = auto(pool, tmp_path / "o", "calibrated", target=1.0, max_rounds=8, extra=["--panel", "8"])
+    assert info["rounds_cap"] == info["rounds_played"] == 2
+    with pytest.raises(UserError, match="at most 2 rounds"):
+        select(SelectConfig(pool, task="classification", estimator="calibrated", panel=8, rounds=3), backend=FakeBackend())
+
+
+def test_credit_ignores_outcomes_beyond_the_plan(tmp_path):
+    """A resumed --rounds auto run may find rounds on disk it decided not to play: they are not credited."""
+    from dataclasses import replace
+
+    from datawhisperer.inputs import check_inputs
+    from datawhisperer.rundir import RunDirectory
+    from datawhisperer.whisperer import credit
+
+    pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(40))
+    three = auto(pool, tmp_path / "o", "calibrated", target=1.0, max_rounds=3, extra=["--panel", "4"])
+    assert three["rounds_played"] == 3
+    outcomes = RunDirectory(tmp_path / "o").outcomes()
+    config = SelectConfig(pool, task="classification", estimator="calibrated", panel=4, rounds=2)
+    inputs = check_inputs(config)
+    two = {key: o for key, o in outcomes.items() if o.round < 2}
+    assert len(two) < len(outcomes)
+    assert credit(inputs, outcomes, {}).scores.tolist() == credit(inputs, two, {}).scores.tolist()
+    assert replace(inputs.plan, rounds=3).episodes()[:len(inputs.plan.episodes())] == inputs.plan.episodes()

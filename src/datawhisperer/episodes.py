@@ -83,6 +83,11 @@ class EpisodePlan:
         if self.fixed_panel and self.query_source == "rest":
             raise UserError(f"a fixed query panel of {self.n_queries} needs a 2-fold split of the pool (at least "
                             f"{2 * self.n_queries} examples) or --val FILE")
+        if self.fixed_panel and self.rounds > self.fresh_panels:
+            source = "validation set" if self.query_source == "val" else "fold"
+            raise UserError(f"each round asks a new panel of {self.n_queries} queries, and the {source} it is drawn "
+                            f"from has {self.fresh_panels * self.n_queries + self._panel_spare} examples: at most "
+                            f"{self.fresh_panels} rounds (use fewer --rounds or a smaller --panel)")
 
     def _resolve_source(self) -> str:
         if self.query_source != "auto":
@@ -174,20 +179,29 @@ class EpisodePlan:
         chosen = pending()
         return self.makeup(episode, tuple(chosen), attempt) if chosen else None
 
+    @property
+    def fresh_panels(self) -> int:
+        """How many panels of n_queries queries, none asked twice, the smaller query source holds."""
+        return (self.n_val if self.query_source == "val" else self.n_pool // 2) // self.n_queries
+
+    @property
+    def _panel_spare(self) -> int:
+        return (self.n_val if self.query_source == "val" else self.n_pool // 2) % self.n_queries
+
     @cached_property
     def panels(self) -> tuple[tuple[tuple[int, ...], ...], ...]:
         """The fixed query panels, panels[round][k]: for fold k, drawn from the other fold; with --val, one
-        drawn from it. Each round asks new queries while the source has any left that no earlier round asked."""
+        drawn from it. Each round asks queries no earlier round asked (the plan has no more rounds than that
+        allows), so a query is one column of the credit and lies in one half of the split."""
         sources = [np.arange(self.n_val)] if self.query_source == "val" else [self.folds[1], self.folds[0]]
         rounds = []
         for rnd in range(self.rounds):
             panels = []
             for k, source in enumerate(sources):
-                asked = np.concatenate([np.asarray(r[k], dtype=np.int64) for r in rounds]) if rounds else []
-                fresh = np.setdiff1d(source, asked)
-                pick_from = fresh if len(fresh) >= self.n_queries else source
+                asked = [q for earlier in rounds for q in earlier[k]]
+                fresh = np.setdiff1d(source, np.asarray(asked, dtype=np.int64))
                 rng = np.random.default_rng([self.seed, 0xFA7E1, k] + ([rnd] if rnd else []))
-                panels.append(tuple(int(i) for i in np.sort(rng.choice(pick_from, self.n_queries, replace=False))))
+                panels.append(tuple(int(i) for i in np.sort(rng.choice(fresh, self.n_queries, replace=False))))
             rounds.append(tuple(panels))
         return tuple(rounds)
 

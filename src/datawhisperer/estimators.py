@@ -84,9 +84,12 @@ class CalibratedEstimator:
                 "query_mode": "single", "max_new_tokens": settings.answer_tokens}
 
     def plan(self, settings, n_pool: int, n_val: int) -> EpisodePlan:
-        """Each round shows every example alone again, before a new panel (new queries while there are any)."""
-        return EpisodePlan(n_pool, 1, settings.panel, settings.planned_rounds, settings.seed, n_val=n_val,
+        """Each round shows every example alone again, before a panel of new queries; --rounds auto plays at most
+        as many rounds as the query source has new panels for."""
+        plan = EpisodePlan(n_pool, 1, settings.panel, 1, settings.seed, n_val=n_val,
                            query_source=settings.query_source, fixed_panel=True)
+        rounds = min(settings.max_rounds, plan.fresh_panels) if settings.rounds == "auto" else settings.rounds
+        return replace(plan, rounds=rounds)
 
     def credit(self, outcomes: list[EpisodeOutcome], n_pool: int, settings) -> Aggregate:
         gains = standardised_gains(outcomes, n_pool)

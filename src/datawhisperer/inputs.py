@@ -74,7 +74,8 @@ def check_inputs(config: SelectConfig, records: list[dict] | None = None, plays_
         "scoring": config.scoring, "max_retries": config.max_retries, "dtype": config.dtype,
         "episode_batch": config.episode_batch, "method": config.method,
         **({"anchors": config.anchors} if config.method == "nuggets" else {}),
-        **({"target_reliability": config.target_reliability, "max_rounds": config.max_rounds}
+        **({"target_reliability": config.target_reliability, "max_rounds": config.max_rounds,
+            "weighting": config.weighting}  # the paper estimator's reliability, and so where auto stops, depends on it
            if plays_episodes and config.rounds == "auto" else {}),
         **({"estimator": estimator.name, "panel": config.panel, "coherence_weight": config.coherence_weight}
            if plays_episodes and estimator.name != "paper" else {}),

@@ -10,6 +10,7 @@ fixed parts of the pool, each scored in one call and logged (`RunDirectory.part_
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -96,7 +97,9 @@ class MethodContext:
         return PromptBuilder(self.backend.tokenizer, self.instruction, "single")
 
 
-PART_SIZE = 16  # examples per logged part: a multiple of the backends' batch, so batches never change
+# Examples per logged part. Parts are fixed by the pool and each is scored in one call, so a resumed, ranked or
+# sharded run scores exactly what one process does (the HF backend batches and sorts within a call).
+PART_SIZE = 16
 
 
 @dataclass
@@ -141,7 +144,9 @@ class Baseline:
             for start in mine:
                 indices = list(range(start, min(start + PART_SIZE, n)))
                 if start not in done:
-                    scored[start] = _scored_part(start, score(context, indices), len(indices))
+                    began = time.perf_counter()
+                    result = score(context, indices)
+                    scored[start] = _scored_part(start, result, len(indices), time.perf_counter() - began)
                     if log is not None:
                         log.append([scored[start]])
                 bar.update(len(indices))
@@ -153,11 +158,10 @@ class Baseline:
                              f"{sum(min(PART_SIZE, n - s) for s in mine)} examples")
         if not topology.is_main:
             return None
-        parts = out.parts() if out is not None else scored
-        result = self._result(inputs, parts)
-        if out is not None:
-            out.remove_parts()
-        return result
+        result = self._result(inputs, out.parts() if out is not None else scored)
+        # what the parts scored in earlier sittings cost then (the bench charges a selection for every sitting)
+        result.info["resumed_part_seconds"] = round(sum(p.seconds or 0.0 for p in done.values()), 3)
+        return result  # the runner removes the part logs once scores.jsonl is written
 
     def merge(self, inputs: RunInputs, shards: list[tuple[RunDirectory, dict]]) -> Scored:
         n, parts = len(inputs.examples), {}
@@ -204,12 +208,13 @@ def _floats(values) -> list[float | None]:
     return [None if np.isnan(v) else float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
 
 
-def _scored_part(start: int, scores: np.ndarray | Measured, expected: int) -> ScoredPart:
+def _scored_part(start: int, scores: np.ndarray | Measured, expected: int, seconds: float) -> ScoredPart:
     measured = scores if isinstance(scores, Measured) else None
     values = _floats(measured.scores if measured else scores)
     if len(values) != expected:
         raise RuntimeError(f"a score function returned {len(values)} scores for {expected} examples")
-    return ScoredPart(start, values, (_floats(measured.halves[0]), _floats(measured.halves[1])) if measured else None)
+    halves = (_floats(measured.halves[0]), _floats(measured.halves[1])) if measured else None
+    return ScoredPart(start, values, halves, round(seconds, 3))
 
 
 METHODS: Registry[Method] = Registry("selection method")

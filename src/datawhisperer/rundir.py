@@ -45,6 +45,7 @@ class ScoredPart:
     start: int
     scores: list[float | None]
     halves: tuple[list[float | None], list[float | None]] | None = None
+    seconds: float | None = None  # what scoring the part took (a resumed run is charged for it)
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if v is not None})
@@ -56,7 +57,7 @@ class ScoredPart:
 
         halves = data.get("halves")
         return cls(int(data["start"]), floats(data["scores"]), None if halves is None else
-                   (floats(halves[0]), floats(halves[1])))
+                   (floats(halves[0]), floats(halves[1])), data.get("seconds"))
 
 
 class AppendLog:

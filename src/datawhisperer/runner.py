@@ -48,6 +48,7 @@ def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, i
             out.write_outcomes(scored.outcomes)
         out.write_selection(selection, inputs.config.budget)
         out.write_info(info)
+        out.remove_parts()  # a baseline's checkpoint, now that scores.jsonl holds every part
     return selection
 
 
@@ -73,7 +74,7 @@ def rounds_line(info: dict) -> str:
     if "rounds_played" not in info:
         return ""
     reached = ", ".join("-" if r is None else f"{r:.2f}" for r in info["reliability_by_round"])
-    return (f"\n--rounds auto: played {info['rounds_played']} of at most {info['config']['max_rounds']} rounds "
+    return (f"\n--rounds auto: played {info['rounds_played']} of at most {info['rounds_cap']} rounds "
             f"(reliability after each: {reached}; target {info['config']['target_reliability']}).")
 
 

@@ -90,7 +90,7 @@ class SelectConfig:
         self.rounds = _rounds(self.rounds)
         if not 0 < self.target_reliability <= 1:
             raise UserError(f"target-reliability must be in (0, 1], got {self.target_reliability}")
-        if self.rounds == "auto" and self.shard is not None:
+        if self.rounds == "auto" and self.shard is not None and self.method == "datawhisperer":
             raise UserError("--rounds auto decides from the whole run's reliability, which a shard cannot see: "
                             "give --rounds N with --shard")
         for name in ("n_demos", "n_queries", "rounds", "max_rounds", "episode_batch"):

@@ -68,7 +68,8 @@ def credit(inputs: RunInputs, outcomes: dict, info: dict) -> Scored:
     missing = missing_episodes(inputs.plan, inputs.config.max_retries, outcomes)
     if missing:
         raise UserError(f"{len(missing)} episodes have no result (first: {missing[0]}); rerun with --resume")
-    ordered = [outcomes[key] for key in sorted(outcomes)]
+    planned = len(inputs.plan.episodes())  # a resumed --rounds auto run may hold rounds it decided not to play
+    ordered = [outcomes[key] for key in sorted(outcomes) if key[0] < planned]
     n_pool, settings = len(inputs.examples), inputs.config
     result = inputs.estimator.credit(ordered, n_pool, settings)
     reliability = {"estimator": inputs.estimator.name, **inputs.estimator.reliability(ordered, n_pool, settings)}
@@ -82,17 +83,18 @@ def play_until_reliable(session: Session, player: EpisodePlayer, done: dict, log
     inputs, topology, out, config = session.inputs, session.topology, session.out, session.inputs.config
     mine: list[EpisodeOutcome] = []
     by_round: list[float | None] = []
-    for rnd in range(config.max_rounds):
+    cap = inputs.plan.rounds  # --max-rounds, or fewer where the query source runs out of new panels
+    for rnd in range(cap):
         reached = f", reliability so far {by_round[-1]:.2f}" if by_round and by_round[-1] is not None else ""
         mine += play_share(player, topology.rank, topology.world_size, done, log, session.progress, only_round=rnd,
-                           desc=f"round {rnd + 1}/{config.max_rounds}{reached}")
+                           desc=f"round {rnd + 1}/{cap}{reached}")
         session.group.barrier()  # every rank's log is fsync'ed a batch at a time: all read the same outcomes
         outcomes = out.outcomes() if out is not None else {(o.episode, o.attempt): o for o in mine}
         ordered = [outcomes[key] for key in sorted(outcomes) if outcomes[key].round <= rnd]  # a resume may hold more
         by_round.append(inputs.estimator.reliability(ordered, len(inputs.examples), config)["projected"])
         if rnd + 1 >= inputs.estimator.min_auto_rounds and (by_round[-1] or 0.0) >= config.target_reliability:
             break
-    return mine, {"rounds_played": len(by_round), "reliability_by_round": by_round}
+    return mine, {"rounds_played": len(by_round), "rounds_cap": cap, "reliability_by_round": by_round}
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class DataWhisperer:
     needs_model: bool = True
     plays_episodes: bool = True
 
-    def run(self, session: Session) -> Scored | None:
+    def run(self, session: Session) -> Scored | ShardDone | None:
         inputs, topology, out = session.inputs, session.topology, session.out
         done = out.outcomes() if out is not None else {}
         session.group.barrier()  # everyone has read the old logs before anyone appends

@@ -53,7 +53,7 @@ def seed_agreement(out: Path, methods: list[str], seeds: list[int]) -> list[dict
                in (None, "paper") else None}
         for k in TOPS:
             row[f"top{k}"] = float(np.mean([top_overlap(scores[a], scores[b], k) for a, b in pairs]))
-            row[f"top{k}_chance"] = k * k / n
+            row[f"top{k}_chance"] = min(k, n) ** 2 / n
         rows.append(row)
     return rows
 

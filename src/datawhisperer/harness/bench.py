@@ -88,7 +88,8 @@ class Bench:
         info = run.info()
         scores = method_scores(run, parsed)
         # a selection finished over several sittings costs what each sitting spent on it
-        seconds = float(info["selection_seconds"]) + float(info.get("resumed_episode_seconds", 0.0))
+        seconds = float(info["selection_seconds"]) + float(info.get("resumed_episode_seconds", 0.0)) \
+            + float(info.get("resumed_part_seconds", 0.0))
         return ranking(scores).tolist(), seconds
 
     # --- fine-tune + evaluate ----------------------------------------------------------------------------

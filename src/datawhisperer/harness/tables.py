@@ -129,7 +129,7 @@ T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228) 
 
 def t_quantile_975(df: int) -> float:
     """The two-sided 95% quantile of Student's t: the table to 10 degrees of freedom, then the Cornish-Fisher
-    expansion around the normal quantile (within 0.001 of the exact value beyond)."""
+    expansion around the normal quantile (within 0.002 of the exact value beyond)."""
     if df <= len(T_975):
         return T_975[df - 1]
     z = 1.959964
