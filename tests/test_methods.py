@@ -51,4 +51,5 @@ def test_a_baseline_is_a_score_function_run_on_every_example():
     session = Session(check_inputs(config, records, plays_episodes=False), None, topology, Group(topology, "cpu"),
                       lambda: None, progress=False)
     scored = Baseline("datawhisperer.baselines.simple:length_scores", needs_model=False).run(session)
-    assert scored.scores.tolist() == [-float(i + 1) for i in range(40)] and scored.info == {"method": "length"}
+    assert scored.scores.tolist() == [-float(i + 1) for i in range(40)]
+    assert scored.info == {"method": "length", "resumed_part_seconds": 0}
