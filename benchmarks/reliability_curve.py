@@ -1,10 +1,10 @@
 """Reliability against cost (issue 13): how the seed-to-seed agreement and the split-half figure grow with the
 measurements an estimator spends, from the runs `benchmarks/reliability.py` and the bench already made.
 
-- calibrated: the panel's first k queries of the panel-16 runs (k = 2, 4, 8, 16: rounds 1, 2, 4, 8 of a
-  two-query panel; the panel-8 runs where the panel-16 ones are not finished). Every example is credited
-  exactly as a run with a panel of k would credit it; the cost of a panel of k is interpolated from the
-  side-by-side measurement in cost.json (seconds = a + b k, fitted on the panels measured there).
+- calibrated: panels of k = 2, 4, 8, 16 queries (rounds 1, 2, 4, 8 of a two-query panel): the runs made with
+  a panel of k where there are two seeds of them, else the first k queries of the panel-16 runs (or panel-8).
+  A cut panel credits every example exactly as a run with that panel would; the cost of a panel of k is the
+  side-by-side measurement in cost.json where it has one, else interpolated (seconds = a + b k, fitted).
 - paper: the bench's three-round runs cut after round R (R = 1, 2, 3): round r of a plan does not depend on
   how many rounds follow it, so the cut run is the R-round run; its cost is R rounds of the measured run.
 
@@ -49,7 +49,7 @@ def calibrated_curve(lengths: np.ndarray) -> list[dict]:
     estimator, settings = ESTIMATORS.get("calibrated"), SelectConfig(estimator="calibrated")
     rows = []
     for k in (2, 4, 8, 16):
-        source = next((p for p in (16, 8) if p >= k and len(runs_of(f"calibrated-p{p}")) >= 2), None)
+        source = next((p for p in (k, 16, 8) if p >= k and len(runs_of(f"calibrated-p{p}")) >= 2), None)
         if source is None:
             continue
         scored = {}
@@ -58,7 +58,7 @@ def calibrated_curve(lengths: np.ndarray) -> list[dict]:
             scores = estimator.credit(outcomes, N_POOL, settings).scores
             scored[seed] = (scores, estimator.reliability(outcomes, N_POOL, settings)["projected"])
         rows.append(point(scored, lengths, estimator="calibrated", panel=k, from_run=f"calibrated-p{source}",
-                          cost_ratio=float((intercept + slope * k) / paper_cost),
+                          cost_ratio=float(measured.get(k, intercept + slope * k) / paper_cost),
                           cost_measured=k in measured))
     return rows
 
@@ -93,7 +93,8 @@ def main() -> int:
     lines = ["| estimator | measurements | seeds | cost vs paper 1-round | seed-to-seed Spearman | split-half projected "
              "| top-20 overlap (chance 1) | Spearman with answer length |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        size = f"{r['rounds']} round{'s' * (r['rounds'] > 1)}" if "rounds" in r else f"panel {r['panel']} (from {r['from_run']})"
+        size = (f"{r['rounds']} round{'s' * (r['rounds'] > 1)}" if "rounds" in r
+                else f"panel {r['panel']} (from {r['from_run']})")
         cost = f"{r['cost_ratio']:.2f}" + ("" if r["cost_measured"] else " (interpolated)")
         lines.append(f"| {r['estimator']} | {size} | {','.join(map(str, r['seeds']))} | {cost} | "
                      f"{r['seed_spearman']:.2f} | {r['predicted']:.2f} | {r['top20']:.1f} | {r['length_spearman']:.2f} |")
