@@ -95,7 +95,8 @@ def main() -> int:
     for r in rows:
         size = (f"{r['rounds']} round{'s' * (r['rounds'] > 1)}" if "rounds" in r
                 else f"panel {r['panel']} (from {r['from_run']})")
-        cost = f"{r['cost_ratio']:.2f}" + ("" if r["cost_measured"] else " (interpolated)")
+        note = " (the 3-round run's, × R/3)" if "rounds" in r else " (interpolated)"
+        cost = f"{r['cost_ratio']:.2f}" + ("" if r["cost_measured"] else note)
         lines.append(f"| {r['estimator']} | {size} | {','.join(map(str, r['seeds']))} | {cost} | "
                      f"{r['seed_spearman']:.2f} | {r['predicted']:.2f} | {r['top20']:.1f} | {r['length_spearman']:.2f} |")
     (OUT / "curve.json").write_text(json.dumps(rows, indent=1) + "\n")
