@@ -132,7 +132,7 @@ def _clean_figures(runs: dict[int, Path], lengths: np.ndarray, baseline_seconds:
         "seed_spearman": float(np.mean([spearman(scores[a], scores[b]) for a, b in pairs])) if pairs else None,
         "top20": float(np.mean([top_overlap(scores[a], scores[b], 20) for a, b in pairs])) if pairs else None,
         "top40": float(np.mean([top_overlap(scores[a], scores[b], 40) for a, b in pairs])) if pairs else None,
-        "predicted": float(np.mean(predicted)) if predicted else None,
+        "predicted": float(np.mean(predicted)) if predicted and None not in predicted else None,
         "length_spearman": float(np.mean([spearman(s, lengths) for s in scores.values()])),
     }
 

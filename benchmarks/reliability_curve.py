@@ -36,7 +36,8 @@ def point(scored: dict[int, tuple[np.ndarray, float]], lengths: np.ndarray, **ex
     return {**extra, "seeds": sorted(scored),
             "seed_spearman": float(np.mean([spearman(scored[a][0], scored[b][0]) for a, b in pairs])),
             "top20": float(np.mean([top_overlap(scored[a][0], scored[b][0], 20) for a, b in pairs])),
-            "predicted": float(np.mean([p for _, p in scored.values()])),
+            "predicted": None if any(p is None for _, p in scored.values())
+            else float(np.mean([p for _, p in scored.values()])),
             "length_spearman": float(np.mean([spearman(s, lengths) for s, _ in scored.values()]))}
 
 
@@ -98,7 +99,7 @@ def main() -> int:
         note = " (the 3-round run's, × R/3)" if "rounds" in r else " (interpolated)"
         cost = f"{r['cost_ratio']:.2f}" + ("" if r["cost_measured"] else note)
         lines.append(f"| {r['estimator']} | {size} | {','.join(map(str, r['seeds']))} | {cost} | "
-                     f"{r['seed_spearman']:.2f} | {r['predicted']:.2f} | {r['top20']:.1f} | {r['length_spearman']:.2f} |")
+                     f"{r['seed_spearman']:.2f} | {'–' if r['predicted'] is None else format(r['predicted'], '.2f')} | {r['top20']:.1f} | {r['length_spearman']:.2f} |")
     (OUT / "curve.json").write_text(json.dumps(rows, indent=1) + "\n")
     (OUT / "curve.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -19,3 +19,19 @@ def test_a_figure_by_design_is_described_without_a_warning():
     noisy = {"estimator": "nuggets", "split": "anchors", "split_half_spearman": 0.1, "projected": 0.18}
     assert "halves by anchors" in describe(noisy) and "more --anchors" in verdict(noisy)
     assert verdict({**noisy, "estimator": "paper", "projected": 0.7}) is None
+
+
+def test_a_one_round_paper_run_says_its_reliability_is_unknown_and_what_to_do():
+    from conftest import labelled_records
+
+    import datawhisperer
+    from datawhisperer.backends.fake import FakeBackend
+
+    selection = datawhisperer.select(labelled_records(24), backend_instance=FakeBackend(), task="classification",
+                                     n_demos=3, n_queries=2, quiet=True)
+    entry = selection.info["reliability"]
+    assert entry["projected"] is None and entry["split_half_spearman"] is not None  # measured, not projected
+    assert "not measurable from one round" in describe(entry) and "--rounds 2 or more" in verdict(entry)
+    two = datawhisperer.select(labelled_records(24), backend_instance=FakeBackend(), task="classification",
+                               n_demos=3, n_queries=2, rounds=2, quiet=True).info["reliability"]
+    assert two["split"] == "rounds" and two["projected"] is not None

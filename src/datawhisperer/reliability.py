@@ -64,8 +64,13 @@ def _rounded(value: float) -> float | None:
 def describe(reliability: dict) -> str:
     """A run's reliability entry in one sentence (the summary line, the HTML report)."""
     who = reliability["estimator"] + (" estimator" if reliability["estimator"] in ("paper", "calibrated") else "")
-    if reliability.get("split_half_spearman") is None:
-        return f"Reliability ({who}): {reliability['projected']:.2f} by design ({reliability['split']})."
+    halves, projected = reliability.get("split_half_spearman"), reliability.get("projected")
+    if halves is None and projected is not None:
+        return f"Reliability ({who}): {projected:.2f} by design ({reliability['split']})."
+    if halves is None:
+        return f"Reliability ({who}): not measurable (halves by {reliability['split']}: too few examples in both)."
+    if projected is None:
+        return f"Reliability ({who}): not measurable from one round: its only split is by {reliability['split']}."
     return (f"Reliability ({who}, halves by {reliability['split']}): the halves' rankings agree at Spearman "
             f"{reliability['split_half_spearman']:.2f}, {reliability['projected']:.2f} projected for the whole run: "
             "about how well a new seed's ranking would agree with this one (1 = the same ranking, 0 = chance).")
@@ -73,8 +78,11 @@ def describe(reliability: dict) -> str:
 
 def verdict(reliability: dict | None) -> str | None:
     """A plain warning when the projected reliability says the ranking is mostly noise."""
-    if not reliability or reliability.get("projected") is None or reliability.get("split_half_spearman") is None:
+    if not reliability or reliability.get("split_half_spearman") is None:
         return None  # nothing measured (random: 0 by design, which its user chose)
+    if reliability.get("projected") is None:
+        return ("how far this ranking would survive another seed is unknown (on BioInstruct two seeds' one-round "
+                "rankings agreed at 0.11); use --rounds 2 or more, --rounds auto, or --estimator calibrated")
     projected = reliability["projected"]
     if projected >= 0.6:
         return None

@@ -80,7 +80,7 @@ def rounds_line(info: dict) -> str:
 
 def reliability_line(reliability: dict | None) -> str:
     """What the run says of its own ranking: the split-half figure, and a plain warning when it is low."""
-    if not reliability or reliability.get("projected") is None:
+    if not reliability:
         return ""
     warning = verdict(reliability)
     return "\n" + describe(reliability) + (f"\nWarning: {warning}." if warning else "")

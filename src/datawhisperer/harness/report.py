@@ -76,7 +76,7 @@ def selection_report(run_dir: Path, n_examples: int) -> str:
     parts.append("<h2>Run</h2>" + _table(["fact", "value"], [[html.escape(k), html.escape(str(v))]
                                                              for k, v in facts.items() if v is not None]))
     reliability = info.get("reliability")
-    if reliability and reliability.get("projected") is not None:
+    if reliability:
         warning = verdict(reliability)
         parts.append(f"<h2>Reliability</h2><p>{html.escape(describe(reliability))}</p>"
                      + (f"<p><b>Warning:</b> {html.escape(warning)}.</p>" if warning else ""))
