@@ -90,7 +90,8 @@ def runs_of(name: str) -> dict[int, Path]:
             found[int(path.name.rsplit("-s", 1)[1])] = path
     if name == "paper":  # the bench's committed one-round runs: the same pool, model and settings
         for path in sorted(PAPER_RUNS.glob("datawhisperer-r1-s*")):
-            found.setdefault(int(path.name.rsplit("-s", 1)[1]), path)
+            if RunDirectory(path).finished():
+                found.setdefault(int(path.name.rsplit("-s", 1)[1]), path)
     return found
 
 
