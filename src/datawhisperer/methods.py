@@ -83,12 +83,11 @@ class MethodContext:
     load_backend: Callable[[], object]  # the session's model on first use; random and length never call it
     log: Callable[[str], None] = print
     options: dict = field(default_factory=dict)
+    memo: dict = field(default_factory=dict)  # what a score function computes once per process (anchors ...)
 
     @property
     def backend(self):
         return self.load_backend()
-
-    memo: dict = field(default_factory=dict)  # what a score function computes once per process (anchors ...)
 
     @property
     def builder(self):
@@ -139,27 +138,30 @@ class Baseline:
         if out is not None:
             log = out.part_log(topology.rank, topology.world_size) if topology.launched else out.part_log()
         scored: dict[int, ScoredPart] = {}
-        with tqdm(total=sum(min(PART_SIZE, n - s) for s in mine), desc=inputs.config.method, unit="example",
-                  dynamic_ncols=True, disable=not session.progress) as bar:
-            for start in mine:
-                indices = list(range(start, min(start + PART_SIZE, n)))
-                if start not in done:
-                    began = time.perf_counter()
-                    result = score(context, indices)
-                    scored[start] = _scored_part(start, result, len(indices), time.perf_counter() - began)
-                    if log is not None:
-                        log.append([scored[start]])
-                bar.update(len(indices))
-        if log is not None:
-            log.close()
+        try:
+            with tqdm(total=sum(min(PART_SIZE, n - s) for s in mine), desc=inputs.config.method, unit="example",
+                      dynamic_ncols=True, disable=not session.progress) as bar:
+                for start in mine:
+                    indices = list(range(start, min(start + PART_SIZE, n)))
+                    if start not in done:
+                        began = time.perf_counter()
+                        result = score(context, indices)
+                        scored[start] = _scored_part(start, result, len(indices), time.perf_counter() - began)
+                        if log is not None:
+                            log.append([scored[start]])
+                    bar.update(len(indices))
+        finally:
+            if log is not None:
+                log.close()
         session.group.barrier()
+        # what the parts scored in earlier sittings cost then (the bench charges a selection for every sitting)
+        resumed = {"resumed_part_seconds": round(sum(done[s].seconds or 0.0 for s in mine if s in done), 3)}
         if topology.shard:
-            return ShardDone({"method": inputs.config.method, "resumed_parts": sum(s in done for s in mine)},
-                             f"{sum(min(PART_SIZE, n - s) for s in mine)} examples")
+            return ShardDone({"method": inputs.config.method, "resumed_parts": sum(s in done for s in mine),
+                              **resumed}, f"{sum(min(PART_SIZE, n - s) for s in mine)} examples")
         if not topology.is_main:
             return None
         result = self._result(inputs, out.parts() if out is not None else scored)
-        # what the parts scored in earlier sittings cost then (the bench charges a selection for every sitting)
         result.info["resumed_part_seconds"] = round(sum(p.seconds or 0.0 for p in done.values()), 3)
         return result  # the runner removes the part logs once scores.jsonl is written
 
