@@ -40,6 +40,7 @@ SETTINGS = {  # name -> SelectConfig options
     "calibrated-p8": {"estimator": "calibrated", "panel": 8},  # the default
     "calibrated-p4": {"estimator": "calibrated", "panel": 4},
     "calibrated-p16": {"estimator": "calibrated", "panel": 16},
+    "nuggets": {"method": "nuggets"},  # a seeded baseline: its split-half (by anchors) against two seeds
     "perplexity": {"method": "perplexity"},  # baselines: for the swapped-answers check (deterministic: one seed)
     "ifd": {"method": "ifd"},
 }
