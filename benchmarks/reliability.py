@@ -18,14 +18,13 @@ Reads ../shared/data by path and skips cleanly when it is absent; the pool copie
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from datawhisperer.reliability import spearman, top_overlap
+from datawhisperer.reliability import seed_to_seed, spearman
 from datawhisperer.rundir import RunDirectory
 from datawhisperer.runner import select
 from datawhisperer.select_config import SelectConfig
@@ -124,16 +123,13 @@ def summarise(name: str, lengths: np.ndarray, chosen: list[int], baseline_second
 def _clean_figures(runs: dict[int, Path], lengths: np.ndarray, baseline_seconds: float) -> dict:
     scores = {seed: RunDirectory(path).scores() for seed, path in runs.items()}
     infos = {seed: RunDirectory(path).info() for seed, path in runs.items()}
-    pairs = list(itertools.combinations(sorted(scores), 2))
     seconds = [i["selection_seconds"] + i.get("resumed_episode_seconds", 0.0) for i in infos.values()]
     predicted = [(i.get("reliability") or recomputed_reliability(runs[seed], i))["projected"]
                  for seed, i in infos.items()]
     return {
         "seeds": sorted(scores), "seconds": float(np.mean(seconds)),
         "cost_ratio": float(np.mean(seconds)) / baseline_seconds,
-        "seed_spearman": float(np.mean([spearman(scores[a], scores[b]) for a, b in pairs])) if pairs else None,
-        "top20": float(np.mean([top_overlap(scores[a], scores[b], 20) for a, b in pairs])) if pairs else None,
-        "top40": float(np.mean([top_overlap(scores[a], scores[b], 40) for a, b in pairs])) if pairs else None,
+        **(seed_to_seed(scores) if len(scores) > 1 else {}),
         "predicted": float(np.mean(predicted)) if predicted and None not in predicted else None,
         "length_spearman": float(np.mean([spearman(s, lengths) for s in scores.values()])),
     }

@@ -14,14 +14,14 @@ measurements an estimator spends, from the runs `benchmarks/reliability.py` and 
 
 from __future__ import annotations
 
-import itertools
 import json
 from dataclasses import replace
 
 import numpy as np
-from reliability import DATA, N_POOL, OUT, PAPER_RUNS, answer_lengths, runs_of, spearman, top_overlap
+from reliability import DATA, N_POOL, OUT, PAPER_RUNS, answer_lengths, runs_of, spearman
 
 from datawhisperer.estimators import ESTIMATORS
+from datawhisperer.reliability import seed_to_seed
 from datawhisperer.rundir import RunDirectory
 from datawhisperer.select_config import SelectConfig
 
@@ -33,10 +33,7 @@ def first_queries(outcomes: list, k: int) -> list:
 
 def point(scored: dict[int, tuple[np.ndarray, float]], lengths: np.ndarray, **extra) -> dict:
     """Seed-to-seed figures over every pair of seeds, and the mean split-half projection the runs report."""
-    pairs = list(itertools.combinations(sorted(scored), 2))
-    return {**extra, "seeds": sorted(scored),
-            "seed_spearman": float(np.mean([spearman(scored[a][0], scored[b][0]) for a, b in pairs])),
-            "top20": float(np.mean([top_overlap(scored[a][0], scored[b][0], 20) for a, b in pairs])),
+    return {**extra, "seeds": sorted(scored), **seed_to_seed({seed: s for seed, (s, _) in scored.items()}),
             "predicted": None if any(p is None for _, p in scored.values())
             else float(np.mean([p for _, p in scored.values()])),
             "length_spearman": float(np.mean([spearman(s, lengths) for s, _ in scored.values()]))}

@@ -86,8 +86,8 @@ class EpisodePlan:
         if self.fixed_panel and self.rounds > self.fresh_panels:
             source = "validation set" if self.query_source == "val" else "fold"
             raise UserError(f"each round asks a new panel of {self.n_queries} queries, and the {source} it is drawn "
-                            f"from has {self.fresh_panels * self.n_queries + self._panel_spare} examples: at most "
-                            f"{self.fresh_panels} rounds (use fewer --rounds or a smaller --panel)")
+                            f"from has {self._panel_source_size} examples: at most {self.fresh_panels} rounds (use "
+                            "fewer --rounds or a smaller --panel)")
 
     def _resolve_source(self) -> str:
         if self.query_source != "auto":
@@ -180,13 +180,14 @@ class EpisodePlan:
         return self.makeup(episode, tuple(chosen), attempt) if chosen else None
 
     @property
-    def fresh_panels(self) -> int:
-        """How many panels of n_queries queries, none asked twice, the smaller query source holds."""
-        return (self.n_val if self.query_source == "val" else self.n_pool // 2) // self.n_queries
+    def _panel_source_size(self) -> int:
+        """Examples in the smaller source of panel queries: the validation set, or the smaller fold."""
+        return self.n_val if self.query_source == "val" else self.n_pool // 2
 
     @property
-    def _panel_spare(self) -> int:
-        return (self.n_val if self.query_source == "val" else self.n_pool // 2) % self.n_queries
+    def fresh_panels(self) -> int:
+        """How many panels of n_queries queries, none asked twice, the smaller query source holds."""
+        return self._panel_source_size // self.n_queries
 
     @cached_property
     def panels(self) -> tuple[tuple[tuple[int, ...], ...], ...]:

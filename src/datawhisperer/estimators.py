@@ -55,13 +55,14 @@ class PaperEstimator:
         round only the queries of each episode can be split; those halves share companions and slots and do not
         predict a new seed (0.82 where two seeds agreed at 0.11 on BioInstruct), so no projection is made."""
         finished = [o for o in outcomes if not o.failed]
-        if len({o.round for o in finished}) > 1:
+        by_rounds = len({o.round for o in finished}) > 1
+        if by_rounds:
             halves = ([o for o in finished if o.round % 2 == 0], [o for o in finished if o.round % 2 == 1])
-            a, b = (aggregate(h, n_pool, settings.weighting).scores for h in halves)
-            return split_half(a, b, "rounds")
-        halves = (_query_half(finished, 0), _query_half(finished, 1))
+        else:
+            halves = (_query_half(finished, 0), _query_half(finished, 1))
         a, b = (aggregate(h, n_pool, settings.weighting).scores for h in halves)
-        return {**split_half(a, b, UNMEASURABLE), "projected": None}
+        entry = split_half(a, b, "rounds" if by_rounds else UNMEASURABLE)
+        return entry if by_rounds else {**entry, "projected": None}
 
 
 def _query_half(outcomes: list[EpisodeOutcome], parity: int) -> list[EpisodeOutcome]:

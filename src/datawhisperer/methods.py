@@ -138,9 +138,10 @@ class Baseline:
         if out is not None:
             log = out.part_log(topology.rank, topology.world_size) if topology.launched else out.part_log()
         scored: dict[int, ScoredPart] = {}
+        share = sum(min(PART_SIZE, n - s) for s in mine)  # examples this process owns
         try:
-            with tqdm(total=sum(min(PART_SIZE, n - s) for s in mine), desc=inputs.config.method, unit="example",
-                      dynamic_ncols=True, disable=not session.progress) as bar:
+            with tqdm(total=share, desc=inputs.config.method, unit="example", dynamic_ncols=True,
+                      disable=not session.progress) as bar:
                 for start in mine:
                     indices = list(range(start, min(start + PART_SIZE, n)))
                     if start not in done:
@@ -158,7 +159,7 @@ class Baseline:
         resumed = {"resumed_part_seconds": round(sum(done[s].seconds or 0.0 for s in mine if s in done), 3)}
         if topology.shard:
             return ShardDone({"method": inputs.config.method, "resumed_parts": sum(s in done for s in mine),
-                              **resumed}, f"{sum(min(PART_SIZE, n - s) for s in mine)} examples")
+                              **resumed}, f"{share} examples")
         if not topology.is_main:
             return None
         result = self._result(inputs, out.parts() if out is not None else scored)

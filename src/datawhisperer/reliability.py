@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 
@@ -47,6 +49,16 @@ def top_overlap(a: np.ndarray, b: np.ndarray, k: int) -> int:
         return set(np.argsort(-keyed, kind="mergesort")[:k].tolist())
 
     return len(best(np.asarray(a)) & best(np.asarray(b)))
+
+
+def seed_to_seed(scores: dict[int, np.ndarray], tops: tuple[int, ...] = (20, 40)) -> dict:
+    """How alike several seeds' scores of one pool rank it, as means over every pair of seeds: Spearman
+    (`seed_spearman`) and the overlap of the k best (`top<k>`). Needs two seeds or more."""
+    pairs = list(itertools.combinations(sorted(scores), 2))
+    figures = {"seed_spearman": float(np.mean([spearman(scores[a], scores[b]) for a, b in pairs]))}
+    for k in tops:
+        figures[f"top{k}"] = float(np.mean([top_overlap(scores[a], scores[b], k) for a, b in pairs]))
+    return figures
 
 
 def split_half(scores_a: np.ndarray, scores_b: np.ndarray, split: str) -> dict:

@@ -6,12 +6,11 @@ fine-tuned scores in results.md, never in place of them.
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np
 
-from ..reliability import spearman, top_overlap
+from ..reliability import seed_to_seed
 from ..rundir import RunDirectory
 from ..scoring import aggregate
 from .command_configs import BenchMethod, parse_method
@@ -44,15 +43,12 @@ def seed_agreement(out: Path, methods: list[str], seeds: list[int]) -> list[dict
         if len(runs) < 2:
             continue
         scores = {seed: method_scores(run, method) for seed, run in runs.items()}
-        pairs = list(itertools.combinations(sorted(scores), 2))
         n = len(next(iter(scores.values())))
         projected = [(run.info().get("reliability") or {}).get("projected") for run in runs.values()]
-        row = {"method": name, "seeds": sorted(scores),
-               "seed_spearman": float(np.mean([spearman(scores[a], scores[b]) for a, b in pairs])),
+        row = {"method": name, "seeds": sorted(scores), **seed_to_seed(scores, TOPS),
                "split_half_projected": float(np.mean(projected)) if None not in projected and method.weighting
                in (None, "paper") else None}
         for k in TOPS:
-            row[f"top{k}"] = float(np.mean([top_overlap(scores[a], scores[b], k) for a, b in pairs]))
             row[f"top{k}_chance"] = min(k, n) ** 2 / n
         rows.append(row)
     return rows

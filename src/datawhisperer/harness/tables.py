@@ -87,7 +87,8 @@ def markdown(results: dict, config: dict) -> str:
              "on, all epochs together (how long the selected examples are).",
              "", "| method | budget | score | loss | answer words | train tokens | selection s | STR |",
              "|---|---|---|---|---|---|---|---|"]
-    str_by_key = {(r["method"], r["budget"]): r["str"] for r in summarize(results)}
+    summary = summarize(results)
+    str_by_key = {(r["method"], r["budget"]): r["str"] for r in summary}
     for (method, budget), cells in _groups(results["cells"]):
         strv = str_by_key.get((method, budget))
         lines.append(f"| {method} | {budget:g} | {_outcome_columns(cells)} | "
@@ -111,7 +112,7 @@ def markdown(results: dict, config: dict) -> str:
             lines.append(f"| {row['method']} | {row['budget']:g} | {n} | {_diff(row, 'score_diff', 2)} "
                          f"| {row['score_wins']}/{n} | {_diff(row, 'loss_diff', 4)} | {row['loss_wins']}/{n} |")
     seconds = {}
-    for row in summarize(results):  # a selection serves every budget: one figure per method
+    for row in summary:  # a selection serves every budget: one figure per method
         seconds.setdefault(row["method"], (row["selection_seconds"], row["str"]))
     lines += agreement_markdown(results.get("agreement", []), seconds)
     return "\n".join(lines) + "\n"
