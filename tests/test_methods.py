@@ -14,7 +14,7 @@ from datawhisperer.select_config import SelectConfig
 
 
 def test_every_method_is_an_entry_with_one_signature():
-    assert METHODS.names() == ["datawhisperer", "grand", "ifd", "length", "nuggets", "perplexity", "random"]
+    assert METHODS.names() == ["datawhisperer", "grand", "ifd", "length", "nuggets", "perplexity", "random", "rds"]
     for name in METHODS.names():
         method = METHODS.get(name)
         assert callable(method.run) and isinstance(method.needs_model, bool)
@@ -23,7 +23,7 @@ def test_every_method_is_an_entry_with_one_signature():
         METHODS.get("nugets")
 
 
-@pytest.mark.parametrize("method", ["datawhisperer", "random", "nuggets"])
+@pytest.mark.parametrize("method", ["datawhisperer", "random", "nuggets", "rds"])
 def test_the_runner_gives_every_method_the_same_checks_and_outputs(tmp_path, method):
     pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(20))
     out = tmp_path / "out"
@@ -33,7 +33,7 @@ def test_the_runner_gives_every_method_the_same_checks_and_outputs(tmp_path, met
     assert {p.name for p in out.iterdir()} >= {"run.json", "scores.jsonl", "selected-0.25.jsonl"}
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "finished" and info["pool_size"] == 20 and info["fingerprint"]["method"] == method
-    assert len(selection.top_indices("0.25")) == 5 and np.isfinite(selection.scores).all()
+    assert len(selection.chosen("0.25")) == 5 and np.isfinite(selection.scores).all()
     assert len(set(selection.scores.tolist())) > 1  # the scores vary: the order above means something
     with pytest.raises(UserError, match="holds another run's files"):  # the same guard for every method
         select(SelectConfig(pool, out=str(out), method=method, task="classification", quiet=True),

@@ -42,6 +42,13 @@ def _stable(value, tmp: Path):
 
 
 def _normalised(path: Path, tmp: Path) -> str:
+    if path.suffix == ".npz":  # the embeddings, as JSON text (NaN rows as nulls)
+        import numpy as np
+
+        with np.load(path) as data:
+            arrays = {name: [[None if v != v else float(v) for v in row] for row in data[name].tolist()]
+                      for name in sorted(data.files)}
+        return json.dumps(arrays, sort_keys=True) + "\n"
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json" and path.name != "protocol.json":
         return json.dumps(_stable(json.loads(text), tmp), indent=1, sort_keys=True) + "\n"
@@ -99,11 +106,15 @@ def check_against_golden(case: str, out: Path, tmp: Path, files: list[str] | Non
     ("fake-random", ["--method", "random", "--seed", "3"]),
     ("fake-nuggets", ["--method", "nuggets", "--anchors", "4"]),
     ("fake-calibrated", ["--estimator", "calibrated", "--panel", "4"]),
+    ("fake-calibrated-diverse", ["--estimator", "calibrated", "--panel", "4", "--strategy", "diverse", "--budget", "5"]),
+    ("fake-stratified-count", ["--strategy", "stratified", "--drop", "0.3", "--budget", "6", "--budget", "0.5"]),
+    ("fake-rds-val", ["--method", "rds", "--val", "VAL", "--strategy", "diverse", "--score-weight", "0.2"]),
 ])
 def test_select_outputs_unchanged(tmp_path, case, args):
     pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(24))
+    val = write_jsonl(tmp_path / "val.jsonl", labelled_records(30)[24:])
     out = tmp_path / "out"
-    assert main(["select", pool, "--out", str(out), *FAKE, *args]) == 0
+    assert main(["select", pool, "--out", str(out), *FAKE, *[val if a == "VAL" else a for a in args]]) == 0
     check_against_golden(case, out, tmp_path)
 
 

@@ -13,7 +13,8 @@ from conftest import assert_same_run, assert_varied, labelled_records, read_epis
 
 from datawhisperer.cli import main
 from datawhisperer.errors import UserError
-from datawhisperer.rundir import EpisodeLog, RunDirectory
+from datawhisperer.rundir import RunDirectory
+from datawhisperer.runlogs import EpisodeLog
 
 HELPER = Path(__file__).parent / "helpers" / "slow_select.py"
 FAKE = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--quiet"]

@@ -15,7 +15,7 @@ def test_defaults_are_valid_and_budgets_become_a_list():
 
 @pytest.mark.parametrize("options,message", [
     ({"budget": []}, "give at least one --budget"),
-    ({"budget": ["0"]}, "budget '0' is outside (0, 1]"),
+    ({"budget": ["0"]}, "budget '0' is neither a fraction"),
     ({"budget": ["half"]}, "budget 'half' is not a number"),
     ({"n_demos": 0}, "n-demos must be at least 1, got 0"),
     ({"n_queries": -1}, "n-queries must be at least 1"),

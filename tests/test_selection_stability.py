@@ -4,7 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from datawhisperer.rundir import EpisodeLog
+from datawhisperer.runlogs import EpisodeLog
 from datawhisperer.scoring import EpisodeOutcome
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "selection_stability.py"

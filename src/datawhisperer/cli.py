@@ -114,6 +114,8 @@ def _dataclass_command(name: str, help_text: str, config_path: str, run_path: st
 
 _dataclass_command("select", "score a pool and write the selected subsets",
                    "datawhisperer.select_config:SelectConfig", "datawhisperer.runner:select")
+_dataclass_command("subset", "pick subsets again from a finished run's scores, with any strategy and budget",
+                   "datawhisperer.subset:SubsetConfig", "datawhisperer.subset:subset")
 _dataclass_command("merge", "combine the shards of a `select --shard i/n` run into one run's outputs",
                    "datawhisperer.merge:MergeConfig", "datawhisperer.merge:merge")
 _dataclass_command("finetune", "LoRA fine-tuning on a (selected) dataset",

@@ -43,6 +43,9 @@ class PaperEstimator:
     def overrides(self, settings) -> dict:
         return {}
 
+    def records_embeddings(self, settings) -> bool:
+        return False
+
     def plan(self, settings, n_pool: int, n_val: int) -> EpisodePlan:
         return EpisodePlan(n_pool, settings.n_demos, settings.n_queries, settings.planned_rounds, settings.seed,
                            n_val=n_val, query_source=settings.query_source)
@@ -80,6 +83,10 @@ class CalibratedEstimator:
     name: str = "calibrated"
     needs_token_logprobs: bool = True
     min_auto_rounds: int = 1  # its panel split predicts a new seed from one round
+
+    def records_embeddings(self, settings) -> bool:
+        """The coherence pass shows every example alone: its hidden state there is the example's embedding."""
+        return bool(settings.coherence_weight)
 
     def overrides(self, settings) -> dict:
         """One demonstration before the fixed panel, teacher-forced, over the first answer tokens."""

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from .embedding import merge_embedding, plan_embeddings
 from .errors import UserError
 from .inputs import check_inputs
 from .methods import METHODS
@@ -24,6 +25,7 @@ class MergeConfig:
     shards: list[str] = option((), "the shard directories written by `select --shard i/n`", positional=True, nargs="+")
     out: str = option("", "directory for the merged scores.jsonl, selected-<B>.<ext>, run.json, episodes.jsonl")
     budget: list[str] | None = option(None, "budgets to write (default: the shards' own); one or more", repeat=True)
+    strategy: str | None = option(None, "how each budget is filled: top, stratified, diverse (default: the shards')")
     weighting: str | None = option(None, "demonstration weights: paper, uniform, debiased (default: the shards')")
     data: str | None = option(None, "the pool, if it moved since the shards ran (its content must be unchanged)")
     overwrite: bool = option(False, "replace another run's files in --out")
@@ -66,7 +68,7 @@ def merge(config: MergeConfig) -> None:
 
     shard_config = {f.name: first["config"].get(f.name) for f in fields(SelectConfig) if f.name in first["config"]}
     shard_config.update(out=config.out, shard=None, resume=False, overwrite=config.overwrite, quiet=config.quiet)
-    for name in ("budget", "weighting", "data"):
+    for name in ("budget", "weighting", "data", "strategy"):
         if getattr(config, name):
             shard_config[name] = getattr(config, name)
     select_config = SelectConfig(**shard_config)
@@ -76,7 +78,9 @@ def merge(config: MergeConfig) -> None:
         raise UserError("the pool or settings changed since the shards ran "
                         f"({describe_differences(first['fingerprint'], inputs.fingerprint)})")
 
-    scored = method.merge(inputs, list(zip(shards, infos)))
+    pairs = list(zip(shards, infos))
+    embedded = merge_embedding(plan_embeddings(inputs, method), pairs, len(inputs.examples))
+    scored = method.merge(inputs, pairs, embedded)
     out = RunDirectory(config.out)
     out.check(inputs.fingerprint, resume=False, overwrite=config.overwrite)
     out.claim(config.overwrite)
@@ -90,7 +94,7 @@ def merge(config: MergeConfig) -> None:
                         "peak_rss_mb": i.get("peak_rss_mb")} for d, i in zip(directories, infos)],
         }
         info = {**common_info(inputs, first["model"], timings), **scored.info}
-        selection = write_outputs(out, inputs, scored, info)
+        selection = write_outputs(out, inputs, scored, info, embedded)
     finally:
         out.unlock()
     if not config.quiet:

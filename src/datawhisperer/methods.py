@@ -10,7 +10,6 @@ fixed parts of the pool, each scored in one call and logged (`RunDirectory.part_
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -19,12 +18,14 @@ import numpy as np
 
 from .episodes import owner_of
 from .errors import UserError
+from .executor import PART_SIZE, PartWork, owned_parts, run_parts
 from .registry import Registry, import_object
 from .reliability import split_half
-from .rundir import ScoredPart
+from .runlogs import ScoredPart
 
 if TYPE_CHECKING:
     from .distributed import Group, Topology
+    from .embedding import Embeddings
     from .inputs import RunInputs
     from .rundir import RunDirectory
     from .tasks import Example
@@ -41,6 +42,7 @@ class Session:
     load_backend: Callable[[], object]  # loads the model on first use, then hands back the same one
     log: Callable[[str], None] = print
     progress: bool = True
+    embeddings: Embeddings | None = None  # the embedding step's result, on the main process (rds scores from it)
 
     @property
     def backend(self):
@@ -53,6 +55,7 @@ class Scored:
     appearances: np.ndarray  # how often each example was measured (0 where a method does not count)
     info: dict = field(default_factory=dict)  # what run.json records for this method beyond the common fields
     outcomes: list | None = None  # played episodes, kept as episodes.jsonl
+    embeddings: np.ndarray | None = None  # [N, dim] the examples' embeddings where the method recorded them
 
 
 @dataclass
@@ -69,7 +72,8 @@ class Method(Protocol):
 
     def run(self, session: Session) -> Scored | ShardDone | None: ...
 
-    def merge(self, inputs: RunInputs, shards: list[tuple[RunDirectory, dict]]) -> Scored:
+    def merge(self, inputs: RunInputs, shards: list[tuple[RunDirectory, dict]], embeddings: Embeddings | None = None
+              ) -> Scored:
         """Combine finished shards (directory, run.json) of one run, refusing what is missing or misplaced."""
 
 
@@ -96,11 +100,6 @@ class MethodContext:
         return PromptBuilder(self.backend.tokenizer, self.instruction, "single")
 
 
-# Examples per logged part. Parts are fixed by the pool and each is scored in one call, so a resumed, ranked or
-# sharded run scores exactly what one process does (the HF backend batches and sorts within a call).
-PART_SIZE = 16
-
-
 @dataclass
 class Measured:
     """What a score function returns when its scores average several measurements: the scores, and the same
@@ -124,49 +123,26 @@ class Baseline:
     reliability: dict | None = None  # a fixed entry where there is nothing to split (random: 0 by design)
 
     def run(self, session: Session) -> Scored | ShardDone | None:
-        from tqdm.auto import tqdm
-
-        inputs, topology, out = session.inputs, session.topology, session.out
-        n = len(inputs.examples)
-        done = out.parts() if out is not None else {}
-        session.group.barrier()  # everyone has read the old logs before anyone appends
+        inputs, topology = session.inputs, session.topology
         context = MethodContext(inputs.examples, inputs.instruction, inputs.config.seed, lambda: session.backend,
                                 session.log, {"anchors": inputs.config.anchors})
         score = import_object(self.score)
-        mine = _owned_parts(n, topology.rank, topology.world_size)
-        log = None
-        if out is not None:
-            log = out.part_log(topology.rank, topology.world_size) if topology.launched else out.part_log()
-        scored: dict[int, ScoredPart] = {}
-        share = sum(min(PART_SIZE, n - s) for s in mine)  # examples this process owns
-        try:
-            with tqdm(total=share, desc=inputs.config.method, unit="example", dynamic_ncols=True,
-                      disable=not session.progress) as bar:
-                for start in mine:
-                    indices = list(range(start, min(start + PART_SIZE, n)))
-                    if start not in done:
-                        began = time.perf_counter()
-                        result = score(context, indices)
-                        scored[start] = _scored_part(start, result, len(indices), time.perf_counter() - began)
-                        if log is not None:
-                            log.append([scored[start]])
-                    bar.update(len(indices))
-        finally:
-            if log is not None:
-                log.close()
-        session.group.barrier()
+        work = PartWork("parts", len(inputs.examples), lambda items: score(context, items), _scored_part,
+                        desc=inputs.config.method)
+        done = run_parts(session, work)
         # what the parts scored in earlier sittings cost then (the bench charges a selection for every sitting)
-        resumed = {"resumed_part_seconds": round(sum(done[s].seconds or 0.0 for s in mine if s in done), 3)}
         if topology.shard:
-            return ShardDone({"method": inputs.config.method, "resumed_parts": sum(s in done for s in mine),
-                              **resumed}, f"{share} examples")
+            resumed = [done.resumed[s] for s in done.mine if s in done.resumed]
+            return ShardDone({"method": inputs.config.method, "resumed_parts": len(resumed),
+                              "resumed_part_seconds": _seconds(resumed)},
+                             f"{sum(min(PART_SIZE, work.size - s) for s in done.mine)} examples")
         if not topology.is_main:
             return None
-        result = self._result(inputs, out.parts() if out is not None else scored)
-        result.info["resumed_part_seconds"] = round(sum(p.seconds or 0.0 for p in done.values()), 3)
+        result = self._result(inputs, done.parts)
+        result.info["resumed_part_seconds"] = _seconds(done.resumed.values())
         return result  # the runner removes the part logs once scores.jsonl is written
 
-    def merge(self, inputs: RunInputs, shards: list[tuple[RunDirectory, dict]]) -> Scored:
+    def merge(self, inputs: RunInputs, shards: list[tuple[RunDirectory, dict]], embeddings=None) -> Scored:
         n, parts = len(inputs.examples), {}
         for shard, info in shards:
             index, count = info["shard"]["index"], info["shard"]["count"]
@@ -189,16 +165,15 @@ class Baseline:
         return Scored(_assemble(parts, n, 0, 1), np.zeros(n, dtype=np.int64), info)
 
 
-def _owned_parts(n: int, index: int, count: int) -> list[int]:
-    """The first examples of the parts that rank or shard `index` of `count` scores."""
-    return [start for start in range(0, n, PART_SIZE) if owner_of(start // PART_SIZE, 1, count) == index]
+def _seconds(parts) -> float:
+    return round(sum(p.seconds or 0.0 for p in parts), 3)
 
 
 def _assemble(parts: dict, n: int, index: int, count: int, where: str = "the run", half: int | None = None
               ) -> np.ndarray:
     """The scores (or one half's) of the parts a share owns, in order; a one-line error for the first part
     missing."""
-    owned = _owned_parts(n, index, count)
+    owned = owned_parts(n, index, count)
     missing = [s for s in owned if s not in parts or len(parts[s].scores) != min(PART_SIZE, n - s)]
     if missing:
         raise UserError(f"{where} lacks the scores of examples {missing[0]}-{min(missing[0] + PART_SIZE, n) - 1} "
@@ -230,3 +205,4 @@ METHODS.register("perplexity", Baseline("datawhisperer.baselines.likelihood:perp
 METHODS.register("ifd", Baseline("datawhisperer.baselines.likelihood:ifd_scores"))
 METHODS.register("nuggets", Baseline("datawhisperer.baselines.nuggets:nuggets_scores", split="anchors"))
 METHODS.register("grand", Baseline("datawhisperer.baselines.grand:grand_scores"))
+METHODS.register("rds", "datawhisperer.baselines.rds:RDS")

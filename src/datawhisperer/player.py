@@ -20,10 +20,11 @@ from .metrics import wants_complete_answers
 from .prompts import PromptBuilder
 from .scoring import EpisodeOutcome, normalise
 from .tasks import Example
+from .vectors import encode
 
 if TYPE_CHECKING:
     from .inputs import RunInputs
-    from .rundir import EpisodeLog
+    from .runlogs import EpisodeLog
 
 
 MARKER_TOKENS = 8  # "\n\n[12] " in any tokenizer, with room to spare
@@ -118,10 +119,13 @@ class EpisodePlayer:
         examples = [self.inputs.examples[o.demos[0]] for o in outcomes]
         blank = [Example((("user", ""),), e.answer) for e in examples]
         prompts = [self.builder.build([], [e]) for e in examples + blank]
-        results = self.backend.score(prompts, [[e.answer] for e in examples + blank], self.inputs.max_new_tokens)
+        # the same pass gives each example's embedding (its hidden state alone), for the selection strategies
+        results = self.backend.score(prompts, [[e.answer] for e in examples + blank], self.inputs.max_new_tokens,
+                                     embed=True)
         own, none = results[: len(examples)], results[len(examples):]
         for outcome, with_input, without in zip(outcomes, own, none):
             outcome.coherence = float(with_input.token_logprobs[0] - without.token_logprobs[0])
+            outcome.embedding = encode(with_input.embeddings[0])
 
     def _record(self, outcome: EpisodeOutcome, result, queries: list[Example]) -> None:
         """Score the answers (or take the likelihoods) and the attention of one episode."""

@@ -5,8 +5,10 @@
                       torch.distributed job each rank appends to episodes.rank-R-of-W.jsonl until rank 0 merges
     parts.jsonl       a baseline's checkpoint: one line per scored part of the pool (`ScoredPart`), per rank
                       as above; removed once scores.jsonl holds them all
+    embedded.jsonl    the embedding step's checkpoint (`EmbeddedPart`), likewise; removed once embeddings.npz is written
+    embeddings.npz    `pool` [N, dim] (NaN rows: no embedding) and `targets` [M, dim] (the --val examples), float32
     scores.jsonl      one line per pool example: {"index", "score", "appearances"}
-    selected-<B>.ext  the best ⌊B·N⌋ records, in the pool's own format
+    selected-<B>.ext  the budget's records as the strategy picks them, best-scored first, in the pool's own format
 
 Crash safety: episode lines are appended a batch at a time, flushed and fsync'ed; a torn last line (a kill
 mid-write) is dropped when read back. Every other file is written to a temporary file and renamed. Two
@@ -21,106 +23,21 @@ import json
 import math
 import os
 import shutil
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from .data import Table, atomic_write_json, atomic_write_text, write_subset
 from .errors import UserError
+from .runlogs import PART_LOGS, AppendLog, EmbeddedPart, EpisodeLog, ScoredPart
 from .scoring import EpisodeOutcome
 
 RUN_FILE = "run.json"
 EPISODES_FILE = "episodes.jsonl"
-PARTS_FILE = "parts.jsonl"
 SCORES_FILE = "scores.jsonl"
-
-
-@dataclass(frozen=True)
-class ScoredPart:
-    """A baseline's scores of the pool examples start, start+1, ... (None where unscored), and where the
-    baseline measures in halves (nuggets: even and odd anchors), the scores from each half."""
-
-    start: int
-    scores: list[float | None]
-    halves: tuple[list[float | None], list[float | None]] | None = None
-    seconds: float | None = None  # what scoring the part took (a resumed run is charged for it)
-
-    def to_json(self) -> str:
-        return json.dumps({k: v for k, v in asdict(self).items() if v is not None})
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ScoredPart:
-        def floats(values: list) -> list[float | None]:
-            return [None if v is None else float(v) for v in values]
-
-        halves = data.get("halves")
-        return cls(int(data["start"]), floats(data["scores"]), None if halves is None else
-                   (floats(halves[0]), floats(halves[1])), data.get("seconds"))
-
-
-class AppendLog:
-    """Append-only JSON lines of one record type (`record`: to_json / from_dict)."""
-
-    record: ClassVar[type] = EpisodeOutcome
-    what: ClassVar[str] = "an episode record"
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self._fh = None
-
-    def read(self, repair: bool = True) -> list:
-        """All complete lines; a torn final line (a kill mid-write) is ignored, and with `repair` cut off."""
-        if not self.path.exists():
-            return []
-        data = self.path.read_bytes()
-        complete = data[: data.rfind(b"\n") + 1]
-        outcomes = []
-        for lineno, line in enumerate(complete.decode("utf-8").splitlines(), start=1):
-            try:
-                outcomes.append(self.record.from_dict(json.loads(line)))
-            except (json.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
-                raise UserError(f"{self.path}: line {lineno} is not {self.what} ({exc})") from None
-        if repair and len(complete) != len(data):
-            self._cut_torn_tail()
-        return outcomes
-
-    def _cut_torn_tail(self) -> None:
-        if not self.path.exists():
-            return
-        with open(self.path, "r+b") as fh:
-            data = fh.read()
-            complete = data.rfind(b"\n") + 1
-            if complete != len(data):
-                fh.truncate(complete)
-
-    def append(self, outcomes: list) -> None:
-        """One write and one fsync for a whole batch of records: a kill leaves all of them or none."""
-        if not outcomes:
-            return
-        if self._fh is None:
-            self._cut_torn_tail()
-            self._fh = open(self.path, "a", encoding="utf-8")
-        self._fh.write("".join(outcome.to_json() + "\n" for outcome in outcomes))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-class EpisodeLog(AppendLog):
-    """The episodes a Data Whisperer run has played (EpisodeOutcome)."""
-
-
-class PartLog(AppendLog):
-    """The parts of the pool a baseline has scored (ScoredPart)."""
-
-    record = ScoredPart
-    what = "a scored part"
+EMBEDDINGS_FILE = "embeddings.npz"
+SUBSET_FILE = "subset.json"  # what a `datawhisperer subset` directory was made from
 
 
 def describe_differences(saved: dict, current: dict) -> str:
@@ -133,9 +50,20 @@ class Ranked(Protocol):
 
     table: Table
 
+    def write_subsets(self, selection: Ranked, budgets: list[str], info: dict, overwrite: bool) -> list[Path]:
+        """A re-selection's subsets and what made them (subset.json); subsets already here need `overwrite`."""
+        if self.path.exists() and not overwrite and (any(self.path.glob("selected-*"))
+                                                     or (self.path / SUBSET_FILE).exists()):
+            raise UserError(f"{self.path} holds subsets already; pass --overwrite to replace them")
+        self.path.mkdir(parents=True, exist_ok=True)
+        subsets = [write_subset(selection.table, selection.chosen(budget),
+                                self.path / f"selected-{budget}{selection.table.suffix}") for budget in budgets]
+        atomic_write_json(self.path / SUBSET_FILE, info)
+        return subsets
+
     def score_rows(self) -> list[dict]: ...
 
-    def top_indices(self, budget: float | str) -> list[int]: ...
+    def chosen(self, budget: float | int | str) -> list[int]: ...
 
 
 class RunDirectory:
@@ -152,7 +80,7 @@ class RunDirectory:
 
     def holds_run(self) -> bool:
         return (self.path / RUN_FILE).exists() or any(self.path.glob("episodes*.jsonl")) \
-            or any(self.path.glob("parts*.jsonl"))
+            or any(p for stem in PART_LOGS for p in self.path.glob(f"{stem}*.jsonl"))
 
     def check(self, fingerprint: dict, resume: bool, overwrite: bool) -> None:
         """Read-only: refuse to mix runs. Another run's directory needs --resume (same settings) or --overwrite."""
@@ -203,8 +131,9 @@ class RunDirectory:
         return [SCORES_FILE, *(f"selected-{b}{suffix}" for b in budgets), RUN_FILE, *([EPISODES_FILE] if episodes else [])]
 
     def _our_files(self) -> list[Path]:
-        found = [self.path / n for n in (RUN_FILE, SCORES_FILE) if (self.path / n).exists()]
-        return found + sorted(self.path.glob("episodes*.jsonl")) + sorted(self.path.glob("parts*.jsonl")) \
+        found = [self.path / n for n in (RUN_FILE, SCORES_FILE, EMBEDDINGS_FILE) if (self.path / n).exists()]
+        return found + sorted(self.path.glob("episodes*.jsonl")) \
+            + [p for stem in PART_LOGS for p in sorted(self.path.glob(f"{stem}*.jsonl"))] \
             + sorted(self.path.glob("selected-*"))
 
     # --- run.json ---------------------------------------------------------------------------------------
@@ -253,22 +182,47 @@ class RunDirectory:
 
     # --- a baseline's scored parts ------------------------------------------------------------------------
 
-    def part_log(self, rank: int | None = None, world_size: int = 1) -> PartLog:
-        """The log a baseline's process appends its scored parts to (one per rank under torch.distributed)."""
-        name = PARTS_FILE if rank is None else f"parts.rank-{rank:05d}-of-{world_size:05d}.jsonl"
-        return PartLog(self.path / name)
+    def part_log(self, rank: int | None = None, world_size: int = 1, kind: str = "parts") -> AppendLog:
+        """The log a process appends its finished parts to (one per rank under torch.distributed): a baseline's
+        scored parts (`parts`) or the embedding step's (`embedded`)."""
+        name = f"{kind}.jsonl" if rank is None else f"{kind}.rank-{rank:05d}-of-{world_size:05d}.jsonl"
+        return PART_LOGS[kind](self.path / name)
 
-    def parts(self) -> dict[int, ScoredPart]:
-        """Every scored part in the run's part logs, by its first example."""
+    def parts(self, kind: str = "parts") -> dict[int, ScoredPart | EmbeddedPart]:
+        """Every finished part in the run's logs of that kind, by its first item."""
         if not self.path.is_dir():
             return {}
-        return {part.start: part for path in sorted(self.path.glob("parts*.jsonl"))
-                for part in PartLog(path).read(repair=False)}
+        return {part.start: part for path in sorted(self.path.glob(f"{kind}*.jsonl"))
+                for part in PART_LOGS[kind](path).read(repair=False)}
 
     def remove_parts(self) -> None:
-        """Once scores.jsonl holds every part, the checkpoint has served."""
-        for path in self.path.glob("parts*.jsonl"):
-            path.unlink()
+        """Once scores.jsonl and embeddings.npz hold every part, the checkpoints have served."""
+        for stem in PART_LOGS:
+            for path in self.path.glob(f"{stem}*.jsonl"):
+                path.unlink()
+
+    # --- embeddings ---------------------------------------------------------------------------------------
+
+    def write_embeddings(self, pool: np.ndarray, targets: np.ndarray | None) -> None:
+        arrays = {"pool": pool, **({"targets": targets} if targets is not None else {})}
+        path = self.path / EMBEDDINGS_FILE
+        temporary = path.with_name(f".{path.name}.tmp")
+        with open(temporary, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temporary, path)
+
+    def embeddings(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(pool, targets) as the run wrote them; (None, None) for a run that has none."""
+        path = self.path / EMBEDDINGS_FILE
+        if not path.exists():
+            return None, None
+        try:
+            with np.load(path) as data:
+                return data["pool"], (data["targets"] if "targets" in data.files else None)
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"{path} is not an embeddings file ({exc})") from None
 
     # --- scores and subsets -----------------------------------------------------------------------------
 
@@ -277,9 +231,20 @@ class RunDirectory:
         self.path.mkdir(parents=True, exist_ok=True)
         scores = self.path / SCORES_FILE
         atomic_write_text(scores, "".join(json.dumps(row) + "\n" for row in selection.score_rows()))
-        subsets = [write_subset(selection.table, selection.top_indices(budget),
+        subsets = [write_subset(selection.table, selection.chosen(budget),
                                 self.path / f"selected-{budget}{selection.table.suffix}") for budget in budgets]
         return [scores, *subsets]
+
+    def write_subsets(self, selection: Ranked, budgets: list[str], info: dict, overwrite: bool) -> list[Path]:
+        """A re-selection's subsets and what made them (subset.json); subsets already here need `overwrite`."""
+        if self.path.exists() and not overwrite and (any(self.path.glob("selected-*"))
+                                                     or (self.path / SUBSET_FILE).exists()):
+            raise UserError(f"{self.path} holds subsets already; pass --overwrite to replace them")
+        self.path.mkdir(parents=True, exist_ok=True)
+        subsets = [write_subset(selection.table, selection.chosen(budget),
+                                self.path / f"selected-{budget}{selection.table.suffix}") for budget in budgets]
+        atomic_write_json(self.path / SUBSET_FILE, info)
+        return subsets
 
     def score_rows(self) -> list[dict]:
         path = self.path / SCORES_FILE

@@ -13,6 +13,7 @@ import time
 
 from .backends import BACKENDS, load_backend
 from .distributed import Group, Topology, detect
+from .embedding import Embeddings, plan_embeddings, run_embedding
 from .errors import UserError
 from .inputs import RunInputs, check_inputs
 from .memory import peak_memory, reset_peak_memory
@@ -41,14 +42,24 @@ def common_info(inputs: RunInputs, backend_info: dict | None, timings: dict) -> 
             "fingerprint": inputs.fingerprint, "model": backend_info, "pool_size": len(inputs.examples), **timings}
 
 
-def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, info: dict) -> Selection:
-    selection = Selection(inputs.table, scored.scores, scored.appearances, info)
+def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, info: dict,
+                  embedded: Embeddings | None = None) -> Selection:
+    """scores.jsonl, the subsets (by the run's strategy), embeddings.npz where there are embeddings, run.json."""
+    config = inputs.config
+    pool = scored.embeddings if scored.embeddings is not None else (embedded.pool if embedded else None)
+    targets = embedded.targets if embedded else None
+    selection = Selection(inputs.table, scored.scores, scored.appearances, info, pool, targets, config.strategy,
+                          config.strategy_options, config.seed)
+    for budget in config.budget:
+        selection.chosen(budget)  # a budget the strategy cannot meet fails before any file is written
     if out is not None:
         if scored.outcomes is not None:
             out.write_outcomes(scored.outcomes)
-        out.write_selection(selection, inputs.config.budget)
+        if pool is not None:
+            out.write_embeddings(pool, targets)
+        out.write_selection(selection, config.budget)
         out.write_info(info)
-        out.remove_parts()  # a baseline's checkpoint, now that scores.jsonl holds every part
+        out.remove_parts()  # the baseline's and embedding step's checkpoints, now that the outputs hold them
     return selection
 
 
@@ -153,6 +164,8 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
             out.write_info({"status": "running", "fingerprint": inputs.fingerprint, "config": config.to_dict()})
         group.barrier()
         session = Session(inputs, out, topology, group, load, log_line, progress=not quiet)
+        embedded = run_embedding(session, plan_embeddings(inputs, method))
+        session.embeddings = embedded
         scored = method.run(session)
         if scored is None:
             return None
@@ -167,7 +180,7 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
                      f"{timings['selection_seconds']:.1f}s. Combine all shards with: datawhisperer merge "
                      "SHARD_DIR... --out OUT")
             return None
-        selection = write_outputs(out, inputs, scored, info)
+        selection = write_outputs(out, inputs, scored, info, embedded)
         log_line(summary(selection, info, out, config.budget))
         return selection
     finally:

@@ -40,11 +40,14 @@ class EpisodeOutcome:
     seconds: float = 0.0
     answer_logprobs: list[list[float]] = field(default_factory=list)  # per query, each gold answer token's (calibrated)
     coherence: float | None = None  # calibrated: the demonstration's answer log-prob after its input minus after none
+    embedding: str | None = None  # calibrated: the demonstration's hidden state alone (vectors.encode)
 
     def to_json(self) -> str:
         record = asdict(self)
         if not record["answer_logprobs"]:  # only the calibrated estimator records them
             del record["answer_logprobs"], record["coherence"]
+        if record["embedding"] is None:
+            del record["embedding"]
         return json.dumps(record, ensure_ascii=False)
 
     @classmethod

@@ -25,7 +25,15 @@ def option(default, help: str, **extra):
 class SelectConfig:
     data: str = option("", "the pool: .json, .jsonl, .csv, .parquet or a save_to_disk directory", positional=True)
     out: str | None = option(None, "directory for scores.jsonl, selected-<B>.<ext>, run.json, episodes.jsonl")
-    budget: list[str] = option(("0.1",), "fraction of the pool to select, in (0, 1]; one or more", repeat=True)
+    budget: list[str] = option(("0.1",), "what to select: a fraction of the pool in (0, 1] (0.05 or 5%), or a number "
+                               "of examples (a whole number above 1); one or more", repeat=True)
+    strategy: str = option("top", "how each budget is filled from the scores: top (the best scored), stratified "
+                           "(drop the lowest --drop, then draw evenly across the score range) or diverse (drop the "
+                           "lowest --drop, then cover the --val examples, or the pool, with the best scored)")
+    drop: float = option(0.2, "stratified, diverse: the lowest-scored fraction left out first")
+    strata: int = option(10, "stratified: strata over the kept score range")
+    score_weight: float = option(0.5, "diverse: weight of the scores against coverage (0 = coverage alone, 1 = "
+                                 "scores alone)")
     task: str = option("instruction", "task preset (math, summarization, instruction, classification) or a "
                      "task file (.yaml/.json)")
     input_field: str | None = option(None, "input field, or a template over fields such as '{instruction}\\n{input}'")
@@ -61,11 +69,12 @@ class SelectConfig:
                             "fresh queries, attention x score) or calibrated (each example alone before a fixed "
                             "panel of queries, gold-answer tokens standardised: stable across seeds)")
     panel: int = option(8, "calibrated: queries in the fixed panel (more: more reliable, slower)")
-    answer_tokens: int = option(32, "calibrated: gold-answer tokens scored per panel query")
+    answer_tokens: int = option(32, "calibrated: gold-answer tokens scored per panel query; every estimator: the "
+                                "answer tokens an example's embedding covers")
     coherence_weight: float = option(1.0, "calibrated: weight of each example's coherence (how much its own input "
                                      "raises the likelihood of its answer) beside its in-context score; 0 = none")
     method: str = option("datawhisperer", "selection method: datawhisperer, or a baseline (random, length, perplexity, "
-                       "ifd, nuggets, grand)")
+                       "ifd, nuggets, grand, rds)")
     anchors: int = option(8, "nuggets: size of the fixed anchor set")
     episode_batch: int | None = option(None, "episodes played together in one batch (default: 4 for generate, 1 for "
                                      "likelihood; 16 on CUDA); the batches are fixed by the plan, so results never "
@@ -83,6 +92,10 @@ class SelectConfig:
             raise UserError("give at least one --budget")
         for raw in self.budget:
             parse_budget(raw)
+        from .strategies import STRATEGIES
+
+        STRATEGIES.get(self.strategy)
+        self.strategy_options  # noqa: B018 (checks drop, strata and score-weight)
         if self.panel < 2:
             raise UserError(f"panel must be at least 2, got {self.panel}")
         if self.answer_tokens < 1:
@@ -116,6 +129,12 @@ class SelectConfig:
         if self.scoring == "likelihood" and self.query_mode == "multi":
             raise UserError("--scoring likelihood scores each query's gold answer after its own query: "
                             "use it with --query-mode single")
+
+    @property
+    def strategy_options(self):
+        from .strategies import StrategyOptions
+
+        return StrategyOptions(self.drop, self.strata, self.score_weight)
 
     @property
     def planned_rounds(self) -> int:

@@ -1,4 +1,4 @@
-"""The result of a run: scores for every pool example, and subsets of any budget."""
+"""The result of a run: scores for every pool example, and subsets of any budget, picked by a strategy."""
 
 from __future__ import annotations
 
@@ -11,22 +11,30 @@ import numpy as np
 from .data import Table
 from .errors import UserError
 from .scoring import ranking
+from .strategies import STRATEGIES, Candidates, StrategyOptions
 
 
-def parse_budget(raw: str | float) -> float:
-    """A fraction in (0, 1], written as 0.05 or 5%."""
+def parse_budget(raw: str | float | int) -> float | int:
+    """A fraction in (0, 1], written as 0.05 or 5%, or a number of examples: a whole number above 1 (40)."""
+    text = str(raw).strip()
     try:
-        text = str(raw).strip()
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except (TypeError, ValueError):
         raise UserError(f"budget {raw!r} is not a number") from None
+    if not text.endswith("%") and value > 1 and value.is_integer() and "e" not in text.lower():
+        return int(value)
     if not (0.0 < value <= 1.0) or math.isnan(value):
-        raise UserError(f"budget {raw!r} is outside (0, 1]")
+        raise UserError(f"budget {raw!r} is neither a fraction in (0, 1] nor a whole number of examples")
     return value
 
 
-def budget_count(budget: float, pool_size: int) -> int:
-    """floor(budget x N), at least one example (the epsilon keeps 0.29 x 100 at 29, not 28.999...)."""
+def budget_count(budget: float | int, pool_size: int) -> int:
+    """A count as it is; a fraction: floor(budget x N), at least one example (the epsilon keeps 0.29 x 100 at 29,
+    not 28.999...)."""
+    if isinstance(budget, int) and not isinstance(budget, bool) and budget > 1:
+        if budget > pool_size:
+            raise UserError(f"budget {budget} is more examples than the pool's {pool_size}")
+        return budget
     return max(1, math.floor(budget * pool_size + 1e-9))
 
 
@@ -36,21 +44,32 @@ class Selection:
     scores: np.ndarray  # float64, NaN where no finished episode scored the example
     appearances: np.ndarray
     info: dict = field(default_factory=dict)  # what run.json holds
+    embeddings: np.ndarray | None = None  # [N, dim], NaN rows where an example has none (strategy diverse)
+    targets: np.ndarray | None = None  # [M, dim]: the --val examples' embeddings, what `diverse` covers
+    strategy: str = "top"
+    options: StrategyOptions = field(default_factory=StrategyOptions)
+    seed: int = 0  # the strategy's draws (stratified)
 
     def __len__(self) -> int:
         return len(self.scores)
 
     def ranking(self) -> np.ndarray:
-        """Pool indices from best to worst (unscored last, ties in input order)."""
+        """Pool indices from best to worst score (unscored last, ties in input order)."""
         return ranking(self.scores)
 
-    def top_indices(self, budget: float | str) -> list[int]:
-        """The floor(budget x N) best indices (at least one), best first."""
-        return self.ranking()[: budget_count(parse_budget(budget), len(self))].tolist()
+    def chosen(self, budget: float | int | str) -> list[int]:
+        """The indices the strategy picks for a budget, best-scored first."""
+        count = budget_count(parse_budget(budget), len(self))
+        candidates = Candidates(self.scores, self.embeddings, self.targets, self.seed)
+        return STRATEGIES.get(self.strategy).choose(candidates, count, self.options)
 
-    def subset(self, budget: float | str) -> list[dict]:
+    def unscored_in(self, budget: float | int | str) -> int:
+        """How many unscored examples a budget's subset has to hold."""
+        return int(np.isnan(self.scores[self.chosen(budget)]).sum())
+
+    def subset(self, budget: float | int | str) -> list[dict]:
         """The selected records themselves, best first."""
-        return [self.table.records[i] for i in self.top_indices(budget)]
+        return [self.table.records[i] for i in self.chosen(budget)]
 
     def score_rows(self) -> list[dict]:
         return [{"index": i, "score": None if math.isnan(s) else float(s), "appearances": int(a)}

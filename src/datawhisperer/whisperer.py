@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from .embedding import recorded_embeddings
 from .episodes import EpisodePlan, owner_of
 from .errors import UserError
 from .inputs import RunInputs
@@ -73,7 +74,8 @@ def credit(inputs: RunInputs, outcomes: dict, info: dict) -> Scored:
     n_pool, settings = len(inputs.examples), inputs.config
     result = inputs.estimator.credit(ordered, n_pool, settings)
     reliability = {"estimator": inputs.estimator.name, **inputs.estimator.reliability(ordered, n_pool, settings)}
-    return Scored(result.scores, result.appearances, {**info, "reliability": reliability}, ordered)
+    return Scored(result.scores, result.appearances, {**info, "reliability": reliability}, ordered,
+                  recorded_embeddings(ordered, n_pool))
 
 
 def play_until_reliable(session: Session, player: EpisodePlayer, done: dict, log) -> tuple[list, dict]:
@@ -101,6 +103,9 @@ def play_until_reliable(session: Session, player: EpisodePlayer, done: dict, log
 class DataWhisperer:
     needs_model: bool = True
     plays_episodes: bool = True
+
+    def records_embeddings(self, inputs: RunInputs) -> bool:
+        return inputs.estimator.records_embeddings(inputs.config)
 
     def run(self, session: Session) -> Scored | ShardDone | None:
         inputs, topology, out = session.inputs, session.topology, session.out
@@ -134,7 +139,7 @@ class DataWhisperer:
         outcomes = out.outcomes() if out is not None else {(o.episode, o.attempt): o for o in mine}
         return credit(inputs, outcomes, {**episode_info(inputs, list(outcomes.values()), description), **played})
 
-    def merge(self, inputs: RunInputs, shards: list[tuple[RunDirectory, dict]]) -> Scored:
+    def merge(self, inputs: RunInputs, shards: list[tuple[RunDirectory, dict]], embeddings=None) -> Scored:
         config = inputs.config
         outcomes: dict[tuple[int, int], EpisodeOutcome] = {}
         for shard, info in shards:

@@ -133,3 +133,24 @@ def test_loglikelihood_is_the_continuation_log_probability(backend):
         expected = logprobs[start - 1:-1].gather(-1, torch.tensor(ids[start:]).unsqueeze(-1)).sum()
         assert n == len(ids) - start and total == pytest.approx(float(expected), abs=1e-4)
 
+
+
+def test_embeddings_are_the_mean_hidden_state_of_each_query_and_answer_after_the_prefix(backend):
+    """score(embed=True) reads the layer's output hidden states in the packed pass: each suffix's mean equals a
+    plain forward pass's hidden_states[layer + 1] over that suffix's tokens, after the prefix alone."""
+    prompt = PromptBuilder(backend.tokenizer, "Pluralise.", "single").build(DEMOS, QUERIES)
+    answers = [q.answer for q in QUERIES]
+    [result] = backend.score([prompt], [answers], embed=True)
+    tokenizer, model = backend.tokenizer, backend.model
+    prefix = tokenizer(prompt.prefix, add_special_tokens=False)["input_ids"]
+    means = []
+    for vector, suffix, answer in zip(result.embeddings, prompt.suffixes, answers):
+        ids = tokenizer(prompt.prefix + suffix + answer, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            hidden = model(torch.tensor([ids]), output_hidden_states=True).hidden_states[backend.layer + 1][0]
+        expected = hidden[len(prefix):].mean(0)
+        assert vector.shape == expected.shape and torch.allclose(torch.from_numpy(vector), expected, atol=1e-4)
+        means.append(vector)
+    assert not torch.allclose(torch.from_numpy(means[0]), torch.from_numpy(means[1]), atol=1e-3)  # they differ
+    [plain] = backend.score([prompt], [answers])  # the capture changes nothing else
+    assert plain.token_logprobs == pytest.approx(result.token_logprobs, abs=1e-6) and plain.embeddings is None

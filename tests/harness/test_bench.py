@@ -149,12 +149,12 @@ def test_list_options_take_several_values_or_repeat():
 # --- the bench's configuration: built from the stages' own, one parser of method names ---------------------
 
 BENCH_FLAGS = ["--pool", "--test", "--out", "--task", "--input-field", "--output-field", "--methods", "--budgets",
-               "--seeds", "--model", "--scorer-model", "--pool-limit", "--generate-limit", "--n-demos", "--n-queries",
+               "--val", "--drop", "--strata", "--score-weight", "--composition-field", "--seeds", "--model", "--scorer-model", "--pool-limit", "--generate-limit", "--n-demos", "--n-queries",
                "--select-max-new-tokens", "--scoring", "--epochs", "--lr", "--batch-size", "--lora-r", "--max-length",
-               "--eval-max-new-tokens", "--eval-batch-size", "--full", "--no-full", "--device", "--quiet"]
+               "--eval-max-new-tokens", "--eval-batch-size", "--full", "--no-full", "--select-only", "--device", "--quiet"]
 
 
-def test_the_bench_flags_are_the_same_as_before():
+def test_the_bench_flags_are_the_same_as_before_plus_the_strategy_and_target_options():
     import argparse
 
     from datawhisperer.cli import add_dataclass_arguments
@@ -216,7 +216,7 @@ def test_defaults_and_help_come_from_the_stage_that_uses_them():
     (["--lr", "0"], "lr must be positive"),
     (["--device", "gpu"], "device must be one of auto, cpu, cuda, mps"),
     (["--scoring", "vote"], "scoring must be one of generate, likelihood"),
-    (["--budgets", "2"], "budget '2' is outside (0, 1]"),
+    (["--budgets", "2.5"], "budget '2.5' is neither a fraction"),
     (["--methods", "randm"], "unknown method 'randm'; did you mean 'random'?"),
 ])
 def test_bad_bench_options_are_refused_before_any_cell_in_the_bench_flag_names(tmp_path, capsys, flags, message):
@@ -227,13 +227,16 @@ def test_bad_bench_options_are_refused_before_any_cell_in_the_bench_flag_names(t
 
 
 @pytest.mark.parametrize("name,parsed", [
-    ("datawhisperer", ("datawhisperer", "paper", 1, "paper")),
-    ("datawhisperer-uniform", ("datawhisperer", "uniform", 1, "paper")),
-    ("datawhisperer-debiased-r3", ("datawhisperer", "debiased", 3, "paper")),
-    ("datawhisperer-r2", ("datawhisperer", "paper", 2, "paper")),
-    ("datawhisperer-calibrated", ("datawhisperer", None, 1, "calibrated")),
-    ("ifd", ("ifd", None, 1, "paper")),
-    ("nuggets", ("nuggets", None, 1, "paper")),
+    ("datawhisperer", ("datawhisperer", "paper", 1, "paper", "top")),
+    ("datawhisperer-uniform", ("datawhisperer", "uniform", 1, "paper", "top")),
+    ("datawhisperer-debiased-r3", ("datawhisperer", "debiased", 3, "paper", "top")),
+    ("datawhisperer-r2", ("datawhisperer", "paper", 2, "paper", "top")),
+    ("datawhisperer-calibrated", ("datawhisperer", None, 1, "calibrated", "top")),
+    ("datawhisperer-calibrated-stratified", ("datawhisperer", None, 1, "calibrated", "stratified")),
+    ("datawhisperer-paper-r3-diverse", ("datawhisperer", "paper", 3, "paper", "diverse")),
+    ("ifd", ("ifd", None, 1, "paper", "top")),
+    ("rds-diverse", ("rds", None, 1, "paper", "diverse")),
+    ("nuggets", ("nuggets", None, 1, "paper", "top")),
 ])
 def test_method_names(name, parsed):
     from datawhisperer.harness.command_configs import parse_method

@@ -29,6 +29,7 @@ class EpisodeResult:
     token_scores: list[float] | None = None
     token_logprobs: list[float] | None = None  # per suffix, the gold answer's mean token log-probability
     answer_logprobs: list[list[float]] | None = None  # per suffix, the log-probability of each gold answer token
+    embeddings: list[np.ndarray] | None = None  # per suffix, its mean hidden state at the layer (score, embed=True)
     truncated: list[bool] | None = None  # per suffix (generation): stopped by max_new_tokens, not by end of turn
     prompt_tokens: int = 0
 
@@ -54,9 +55,10 @@ class Backend(Protocol):
         layer's attention to each demonstration. Each result equals what its episode yields alone."""
 
     def score(self, prompts: list[EpisodePrompt], answers: list[list[str]],
-              max_answer_tokens: int | None = None) -> list[EpisodeResult]:
+              max_answer_tokens: int | None = None, embed: bool = False) -> list[EpisodeResult]:
         """Per episode: each suffix followed by its gold answer (its first max_answer_tokens tokens), teacher-
-        forced: `token_scores` and `token_logprobs`, with the same attention as `generate`."""
+        forced: `token_scores` and `token_logprobs`, with the same attention as `generate`; with `embed`, also
+        `embeddings`: each suffix's mean hidden state at the layer over its query and answer tokens."""
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, int]]:
         """For each (context, continuation): the continuation's summed log-probability and token count."""

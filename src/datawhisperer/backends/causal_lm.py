@@ -102,3 +102,33 @@ def gradient_norms(model, sequences: list[tuple[list[int], int]], device) -> lis
         for p in params:
             p.requires_grad_(False)
     return norms
+
+
+def decoder_layers(model) -> torch.nn.ModuleList:
+    """The model's stack of decoder layers: the longest ModuleList whose length is the configured depth."""
+    depth = getattr(model.config, "num_hidden_layers", None) or getattr(
+        getattr(model.config, "text_config", None), "num_hidden_layers", None)
+    lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and (depth is None or len(m) == depth)]
+    if not lists:
+        raise UserError("cannot find this model's decoder layers to read its hidden states")
+    return max(lists, key=len)
+
+
+class HiddenStates:
+    """The output hidden states of one decoder layer during a forward pass (a forward hook; nothing else of the
+    model changes). `value` is [rows, width, hidden] after the pass."""
+
+    def __init__(self, model, layer: int) -> None:
+        self.module = decoder_layers(model)[layer]
+        self.value: torch.Tensor | None = None
+        self._handle = None
+
+    def __enter__(self) -> HiddenStates:
+        def keep(module, args, output):
+            self.value = (output[0] if isinstance(output, tuple) else output).detach()
+
+        self._handle = self.module.register_forward_hook(keep)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.remove()

@@ -66,6 +66,14 @@ def cut_answer(text: str, max_new_tokens: int, stop: tuple[str, ...] = ()) -> tu
     return text, False
 
 
+def word_vector(text: str, dim: int = 16) -> np.ndarray:
+    """A stand-in for a hidden state: hashed word counts, so equal texts embed alike and similar ones close."""
+    vector = np.zeros(dim, dtype=np.float32)
+    for word in re.findall(r"\w+", text.lower()):
+        vector[_stable_index(word, dim)] += 1.0
+    return vector
+
+
 class FakeBackend:
     name = "fake"
 
@@ -142,7 +150,7 @@ class FakeBackend:
         return results
 
     def score(self, prompts: list[EpisodePrompt], answers: list[list[str]],
-              max_answer_tokens: int | None = None) -> list[EpisodeResult]:
+              max_answer_tokens: int | None = None, embed: bool = False) -> list[EpisodeResult]:
         results = []
         for prompt, episode_answers in zip(prompts, answers):
             if max_answer_tokens:
@@ -156,6 +164,9 @@ class FakeBackend:
             results.append(EpisodeResult(mass, tokens, token_scores=scores,
                                          token_logprobs=[float(np.log(s)) for s in scores],
                                          answer_logprobs=per_token, prompt_tokens=self.count_tokens(prompt.prefix)))
+            if embed:
+                results[-1].embeddings = [word_vector(f"{suffix} {answer}")
+                                          for suffix, answer in zip(prompt.suffixes, episode_answers)]
         return results
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, int]]:

@@ -9,6 +9,7 @@ loop decodes, dropping rows as they finish.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from ..models import load_config, load_model, model_files, num_layers_of, resolv
 from ..prompts import EpisodePrompt
 from .base import EpisodeResult
 from .causal_lm import (
+    HiddenStates,
     continuation_logprobs,
     end_token_ids,
     gradient_norms,
@@ -218,18 +220,20 @@ class HFBackend:
 
     @torch.inference_mode()
     def score(self, prompts: list[EpisodePrompt], answers: list[list[str]],
-              max_answer_tokens: int | None = None) -> list[EpisodeResult]:
+              max_answer_tokens: int | None = None, embed: bool = False) -> list[EpisodeResult]:
         """Each suffix followed by its gold answer, teacher-forced: the mean probability (and mean log-probability)
         of the answer's tokens, from the same pass that yields the attention (which counts query tokens only).
         Episodes are packed one per row (see packing.py). max_answer_tokens: score only the answer's first
-        tokens (as generation only sees that many)."""
+        tokens (as generation only sees that many). embed: also each suffix's mean hidden state at the layer
+        (over its query and answer tokens), from the same pass."""
         started = time.perf_counter()
         episodes = [encode_episode(self.tokenizer, prompt, episode_answers, max_answer_tokens)
                     for prompt, episode_answers in zip(prompts, answers)]
         batch = pack(episodes, self.pad_id)
         request = attention.CaptureRequest(self.layer, batch.column_map, batch.segment_weights)
+        hidden = HiddenStates(self.model, self.layer) if embed else contextlib.nullcontext()
         with attention.capture(request), attention.packed(batch.layout), logits_only_at(self.model,
-                                                                                         batch.answer_columns):
+                                                                                         batch.answer_columns), hidden:
             logits = self.model(batch.input_ids.to(self.device), attention_mask=batch.mask.to(self.device),
                                 position_ids=batch.positions.to(self.device), use_cache=False, logits_to_keep=0).logits
         mass = request.mass.cpu().double().numpy()
@@ -240,6 +244,9 @@ class HFBackend:
                                          token_scores=[p for p, _, _ in scores],
                                          token_logprobs=[lp for _, lp, _ in scores],
                                          answer_logprobs=[tokens for _, _, tokens in scores]))
+            if embed:
+                results[-1].embeddings = [hidden.value[row, start:stop].float().mean(0).cpu().numpy()
+                                          for start, stop in batch.layout.segments[row]]
         self.timing["prefill_seconds"] += time.perf_counter() - started
         self.timing["prefill_tokens"] += sum(e.length for e in episodes)
         return results

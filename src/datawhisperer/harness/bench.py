@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
-from ..data import atomic_write_json, atomic_write_text, load_table
+import numpy as np
+
+from ..data import atomic_write_json, atomic_write_text, load_table, table_from_records
 from ..errors import UserError
 from ..fingerprint import content_hash
 from ..rundir import describe_differences
-from ..scoring import ranking
-from ..selection import budget_count, parse_budget
+from ..selection import Selection, parse_budget
+from ..strategies import STRATEGIES
 from .agreement import method_scores, selection_dir
 from .command_configs import BenchConfig, parse_method
 from .evaluate import evaluate_model
@@ -26,12 +28,18 @@ from .tables import write_results
 from .task_model import builder_for, load_for_training, load_task_data
 
 # What a sitting may change without making its cells incomparable with the ones already on disk.
-PER_SITTING = ("out", "methods", "budgets", "seeds", "full", "device", "quiet", "eval_batch_size")
+PER_SITTING = ("out", "methods", "budgets", "seeds", "full", "device", "quiet", "eval_batch_size", "select_only")
 
 
 def _comparable(settings: dict, data: dict) -> dict:
     """Data by content, not by path: the same files under another path are the same benchmark."""
     return {**{k: v for k, v in settings.items() if k not in data}, **{f"{k} (content)": v for k, v in data.items()}}
+
+
+def _with_new_defaults(saved: dict) -> dict:
+    """A protocol saved before an option existed measured with that option's default."""
+    defaults = {f.name: f.default for f in fields(BenchConfig) if f.name not in PER_SITTING}
+    return {**{k: v for k, v in defaults.items() if not isinstance(v, (list, tuple))}, **saved}
 
 
 class Bench:
@@ -47,15 +55,16 @@ class Bench:
     def _check_protocol(self) -> dict:
         """Refuse to add cells measured under other settings or data to a benchmark directory."""
         settings = {k: v for k, v in asdict(self.config).items() if k not in PER_SITTING}
-        for name in ("pool", "test"):
+        files = [name for name in ("pool", "test", "val") if settings[name]]
+        for name in files:
             if not Path(settings[name]).exists():
                 raise UserError(f"--{name} {settings[name]} does not exist")
-        data = {name: content_hash(settings[name]) for name in ("pool", "test")}
+        data = {name: content_hash(settings[name]) for name in files}
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "protocol.json"
         if path.exists():
             saved = json.loads(path.read_text(encoding="utf-8"))
-            before, now = _comparable(saved["settings"], saved["data"]), _comparable(settings, data)
+            before, now = _comparable(_with_new_defaults(saved["settings"]), saved["data"]), _comparable(settings, data)
             if before != now:
                 raise UserError(f"{self.out} holds a benchmark run with other settings "
                                 f"({describe_differences(before, now)}): use another --out, or the same "
@@ -76,21 +85,27 @@ class Bench:
 
     # --- selection -------------------------------------------------------------------------------------
 
-    def selection(self, method: str, seed: int) -> tuple[list[int], float]:
-        """(ranking, selection seconds) of a method, selecting once per seed where the method is seeded."""
+    def selection(self, method: str, seed: int) -> tuple[Selection, float]:
+        """The selection a method's cells pick from, and its seconds; seeded methods select once per seed. A
+        strategy that needs embeddings a finished run lacks resumes it to compute only those."""
         parsed = parse_method(method)
         run = selection_dir(self.out, parsed, seed)
-        if not run.finished():
+        config = self.config.select_config(method, seed, data=str(self.pool_path), out=str(run.path))
+        needs_embeddings = STRATEGIES.get(parsed.strategy).needs_embeddings and (
+            run.embeddings()[0] is None or (self.config.val and run.embeddings()[1] is None))
+        if not run.finished() or needs_embeddings:
             self.log(f"[bench] selecting with {parsed.run_name} (seed {seed if parsed.seeded else '-'})")
             from ..runner import select
 
-            select(self.config.select_config(method, seed, data=str(self.pool_path), out=str(run.path)))
+            select(config)
         info = run.info()
-        scores = method_scores(run, parsed)
+        pool, targets = run.embeddings()
+        selection = Selection(table_from_records(self.train.records), method_scores(run, parsed), np.zeros(len(self.train.examples)), info,
+                              pool, targets, parsed.strategy, config.strategy_options, seed)
         # a selection finished over several sittings costs what each sitting spent on it
         seconds = float(info["selection_seconds"]) + float(info.get("resumed_episode_seconds", 0.0)) \
             + float(info.get("resumed_part_seconds", 0.0))
-        return ranking(scores).tolist(), seconds
+        return selection, seconds
 
     # --- fine-tune + evaluate ----------------------------------------------------------------------------
 
@@ -141,16 +156,24 @@ class Bench:
 
     def method_cell(self, method: str, budget: str, seed: int) -> dict:
         def compute() -> dict:
-            order, selection_seconds = self.selection(method, seed)
-            count = budget_count(parse_budget(budget), len(self.train.examples))
-            self.log(f"[bench] {method} budget {budget} seed {seed}: fine-tuning on {count} examples")
-            chosen = order[:count]
-            return {"method": method, "budget": float(budget), "seed": seed, "selection_seconds": selection_seconds,
-                    "selected": chosen, **self.train_and_evaluate(chosen, seed)}
+            selection, selection_seconds = self.selection(method, seed)
+            chosen = selection.chosen(budget)
+            self.log(f"[bench] {method} budget {budget} seed {seed}: fine-tuning on {len(chosen)} examples")
+            tally = {} if not self.config.composition_field else {"composition": composition(
+                [self.train.records[i] for i in chosen], self.config.composition_field)}
+            return {"method": method, "budget": parse_budget(budget), "seed": seed,
+                    "selection_seconds": selection_seconds, "selected": chosen, **tally,
+                    **self.train_and_evaluate(chosen, seed)}
 
         return self.cell(self.out / "cells" / f"{method}-b{budget}-s{seed}", compute)
 
     def run(self) -> None:
+        if self.config.select_only:
+            for seed in self.config.seeds:
+                for method in self.config.methods:
+                    self.selection(method, seed)
+            self.log("[bench] selections done")
+            return
         write_results(self.out, self.protocol)
         self.zero_shot()
         seeds = self.config.seeds
@@ -165,6 +188,15 @@ class Bench:
                 self.full(seed)
         write_results(self.out, self.protocol)
         self.log(f"[bench] done: {self.out / 'results.md'}")
+
+
+def composition(records: list[dict], name: str) -> dict[str, int]:
+    """How many of the records hold each value of a field (its absence counts as the value None)."""
+    counts: dict[str, int] = {}
+    for record in records:
+        key = json.dumps(record.get(name))
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def bench(config: BenchConfig) -> None:

@@ -94,7 +94,7 @@ def passed_on(name: str, *commands: str, help: str | None = None) -> Any:
 
 ALL_METHODS = ("datawhisperer-paper", "datawhisperer-uniform", "datawhisperer-debiased", "random", "perplexity",
                "ifd", "nuggets", "grand", "length")
-SEEDED_BASELINES = {"random", "nuggets"}
+SEEDED_BASELINES = {"random", "nuggets", "rds"}
 
 
 @dataclass
@@ -108,9 +108,17 @@ class BenchConfig:
     task: str = passed_on("task", SELECT, FINETUNE, EVALUATE)
     input_field: str | None = passed_on("input_field", SELECT, FINETUNE, EVALUATE)
     output_field: str | None = passed_on("output_field", SELECT, FINETUNE, EVALUATE)
-    methods: list[str] = option(ALL_METHODS, "methods: datawhisperer-<paper|uniform|debiased>[-r<rounds>], random, "
-                              "perplexity, ifd, nuggets, grand, length; one or more", repeat=True)
-    budgets: list[str] = option(("0.05", "0.1"), "budgets; one or more", repeat=True)
+    methods: list[str] = option(ALL_METHODS, "methods: datawhisperer-<paper|uniform|debiased|calibrated>[-r<rounds>], "
+                              "random, perplexity, ifd, nuggets, grand, length, rds, each optionally ending in "
+                              "-<strategy> (-stratified, -diverse; default top); one or more", repeat=True)
+    budgets: list[str] = option(("0.05", "0.1"), "budgets: fractions of the pool or numbers of examples; one or more",
+                                repeat=True)
+    val: str | None = passed_on("val", SELECT, help="target-task examples the selectors are given (select's --val)")
+    drop: float = passed_on("drop", SELECT)
+    strata: int = passed_on("strata", SELECT)
+    score_weight: float = passed_on("score_weight", SELECT)
+    composition_field: str | None = option(None, "a record field to tally in every subset (its values' shares go "
+                                           "into results.md), e.g. a marker of broken or off-task records")
     seeds: list[int] = option((0, 1, 2), "seeds (selection for seeded methods, fine-tuning for all); one or more",
                             repeat=True)
     model: str | None = passed_on("model", FINETUNE, EVALUATE, help="the model fine-tuned and evaluated "
@@ -131,6 +139,7 @@ class BenchConfig:
     eval_max_new_tokens: int | None = passed_on("max_new_tokens", EVALUATE)
     eval_batch_size: int = passed_on("batch_size", EVALUATE)
     full: bool = option(True, "also fine-tune on the full pool (needed for STR)")
+    select_only: bool = option(False, "run the selections only (the fine-tunes in a later sitting)")
     device: str = passed_on("device", SELECT, FINETUNE, EVALUATE)
     quiet: bool = passed_on("quiet", SELECT, FINETUNE, EVALUATE, help="no progress bars or [bench] lines")
 
@@ -153,7 +162,7 @@ class BenchConfig:
         parsed = parse_method(method)
         return self._build(SELECT, data=data, out=out, model=self.scorer_model or self.model, method=parsed.base,
                            seed=seed if parsed.seeded else 0, rounds=parsed.rounds, resume=True,
-                           estimator=parsed.estimator)
+                           estimator=parsed.estimator, strategy=parsed.strategy)
 
     def finetune_config(self, seed: int) -> FinetuneConfig:
         """The fine-tune of one cell (its examples come from the selection, not from a file)."""
@@ -183,6 +192,7 @@ class BenchMethod(NamedTuple):
     weighting: str | None  # Data Whisperer's demonstration weighting; None for a baseline
     rounds: int
     estimator: str = "paper"  # Data Whisperer's estimator (estimators.py)
+    strategy: str = "top"  # how the budget is filled from the run's scores (strategies.py)
 
     @property
     def run_name(self) -> str:
@@ -203,7 +213,17 @@ _DATA_WHISPERER = re.compile(r"datawhisperer(?:-(?P<weighting>[a-z_]+))?(?:-r(?P
 def parse_method(name: str) -> BenchMethod:
     """The one parser of bench method names: 'datawhisperer-debiased-r3' -> ('datawhisperer', 'debiased', 3),
     'datawhisperer' -> ('datawhisperer', 'paper', 1), 'datawhisperer-calibrated' -> the calibrated estimator,
-    'ifd' -> ('ifd', None, 1)."""
+    'ifd' -> ('ifd', None, 1); a trailing '-<strategy>' fills the budget with that strategy
+    ('datawhisperer-calibrated-stratified', 'rds-diverse')."""
+    from ..strategies import STRATEGIES
+
+    base, _, last = name.rpartition("-")
+    if base and last in STRATEGIES:
+        return _parse_base(base)._replace(strategy=last)
+    return _parse_base(name)
+
+
+def _parse_base(name: str) -> BenchMethod:
     from ..estimators import ESTIMATORS
     from ..methods import METHODS
     from ..scoring import WEIGHTINGS

@@ -12,7 +12,7 @@ from ..data import atomic_write_json, atomic_write_text
 from .agreement import agreement_markdown, seed_agreement
 
 CELL_KEYS = ("method", "budget", "seed", "score", "loss", "selection_seconds", "finetune_seconds",
-             "mean_answer_words", "train_tokens", "final_loss", "examples", "steps", "cell_seconds")
+             "mean_answer_words", "train_tokens", "final_loss", "examples", "steps", "cell_seconds", "composition")
 PAIRED_REFERENCE = "random"
 
 
@@ -111,11 +111,28 @@ def markdown(results: dict, config: dict) -> str:
             n = row["seeds"]
             lines.append(f"| {row['method']} | {row['budget']:g} | {n} | {_diff(row, 'score_diff', 2)} "
                          f"| {row['score_wins']}/{n} | {_diff(row, 'loss_diff', 4)} | {row['loss_wins']}/{n} |")
+    lines += composition_markdown(results, config.get("composition_field"))
     seconds = {}
     for row in summary:  # a selection serves every budget: one figure per method
         seconds.setdefault(row["method"], (row["selection_seconds"], row["str"]))
     lines += agreement_markdown(results.get("agreement", []), seconds)
     return "\n".join(lines) + "\n"
+
+
+def composition_markdown(results: dict, field: str | None) -> list[str]:
+    """Per (method, budget): each value's share of the subsets, mean over seeds (min-max)."""
+    with_tally = [c for c in results["cells"] if c.get("composition")]
+    if not field or not with_tally:
+        return []
+    values = sorted({v for c in with_tally for v in c["composition"]})
+    lines = ["", f"What the subsets hold of field `{field}`: each value's share, mean over seeds [lowest, highest]:",
+             "", "| method | budget | seeds | " + " | ".join(f"`{v}`" for v in values) + " |",
+             "|---|---|---|" + "---|" * len(values)]
+    for (method, budget), cells in _groups(with_tally):
+        shares = {v: [c["composition"].get(v, 0) / sum(c["composition"].values()) for c in cells] for v in values}
+        lines.append(f"| {method} | {budget:g} | {len(cells)} | " + " | ".join(
+            f"{100 * np.mean(s):.1f}% [{100 * min(s):.0f}, {100 * max(s):.0f}]" for s in shares.values()) + " |")
+    return lines
 
 
 def _diff(row: dict, key: str, digits: int) -> str:

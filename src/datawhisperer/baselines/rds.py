@@ -1,0 +1,65 @@
+"""RDS (representation-based data selection; RDS+ in Ivison et al., 2025): how close each example is to the
+target task in the target model's own representation. The score is the mean cosine similarity of the
+example's embedding (embedding.py) to the --val examples' embeddings, or without --val to the examples of the
+other fold of the pool (the queries Data Whisperer would draw); embeddings are centred on the pool's mean
+first, since mean-pooled hidden states share one large common direction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..episodes import EpisodePlan
+from ..methods import Scored, ShardDone
+
+if TYPE_CHECKING:
+    from ..embedding import Embeddings
+    from ..inputs import RunInputs
+    from ..methods import Session
+
+
+def similarity_scores(pool: np.ndarray, targets: np.ndarray | None, seed: int) -> np.ndarray:
+    """Mean cosine similarity to the targets (NaN where an example has no embedding); targets None: each
+    example against the other fold of the pool's 2-fold split (seeded, as Data Whisperer splits it)."""
+    centre = np.nanmean(pool, axis=0)
+    unit = _unit(pool - centre)
+    if targets is not None:
+        target_mean = np.nanmean(_unit(targets - centre), axis=0)
+        return (unit @ target_mean).astype(np.float64)
+    scores = np.full(len(pool), np.nan)
+    folds = EpisodePlan(len(pool), 1, 1, seed=seed, query_source="rest").folds
+    for mine, other in (folds, folds[::-1]):
+        scores[mine] = unit[mine] @ np.nanmean(unit[other], axis=0)
+    return scores
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+@dataclass(frozen=True)
+class RepresentationSimilarity:
+    needs_model: bool = True
+    plays_episodes: bool = False
+    needs_embeddings: bool = True  # all its work is the run's embedding step
+
+    def run(self, session: Session) -> Scored | ShardDone | None:
+        if session.topology.shard:
+            return ShardDone({"method": "rds"}, f"{len(session.inputs.examples)} examples' embeddings")
+        if not session.topology.is_main:
+            return None
+        return self._result(session.inputs, session.embeddings)
+
+    def merge(self, inputs: RunInputs, shards, embeddings: Embeddings | None = None) -> Scored:
+        return self._result(inputs, embeddings)
+
+    def _result(self, inputs: RunInputs, embeddings: Embeddings) -> Scored:
+        scores = similarity_scores(embeddings.pool, embeddings.targets, inputs.config.seed)
+        target = "the --val examples" if embeddings.targets is not None else "the other fold of the pool"
+        return Scored(scores, np.zeros(len(scores), dtype=np.int64), {"method": "rds", "similar_to": target})
+
+
+RDS = RepresentationSimilarity()

@@ -1,0 +1,181 @@
+"""Selection strategies: how a budget is filled from per-example scores (and, for `diverse`, embeddings).
+
+`top`: the best-scored examples. `stratified` (after coverage-centric coreset selection, Zheng et al. 2023):
+drop the lowest-scored fraction (broken and off-task records), cut the remaining score range into strata of
+equal width and spread the budget over them, smallest stratum first, drawing at random within each.
+`diverse` (quality with coverage): after the same drop, greedy maximisation of a facility-location coverage
+term over embeddings (how well the picks cover the targets: the --val examples when given, else the kept
+pool) plus the mean score percentile of the picks, traded by `score_weight`.
+
+Every strategy returns the chosen pool indices, best-scored first; it is a pure function of the scores, the
+embeddings, the options and the seed.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .errors import UserError
+from .registry import Registry
+from .scoring import ranking
+
+MAX_TARGETS = 1024  # coverage is measured on at most this many targets (a seeded sample): memory is candidates x targets
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What a strategy picks from."""
+
+    scores: np.ndarray  # float64, NaN for an example nothing scored
+    embeddings: np.ndarray | None = None  # [n, dim] float32, NaN rows where an example has none
+    targets: np.ndarray | None = None  # [m, dim]: what `diverse` covers (the --val examples); None: the pool
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class StrategyOptions:
+    drop: float = 0.2  # stratified, diverse: the lowest-scored fraction left out first
+    strata: int = 10  # stratified: strata over the kept score range
+    score_weight: float = 0.5  # diverse: 0 = coverage alone, 1 = scores alone
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.drop < 1.0:
+            raise UserError(f"drop must be in [0, 1), got {self.drop}")
+        if self.strata < 1:
+            raise UserError(f"strata must be at least 1, got {self.strata}")
+        if not 0.0 <= self.score_weight <= 1.0:
+            raise UserError(f"score-weight must be in [0, 1], got {self.score_weight}")
+
+
+class Strategy(Protocol):
+    needs_embeddings: bool
+
+    def choose(self, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
+        """`count` distinct pool indices, best-scored first."""
+
+
+def best_first(indices, scores: np.ndarray) -> list[int]:
+    chosen = np.asarray(sorted(int(i) for i in indices), dtype=np.int64)
+    return chosen[ranking(scores[chosen])].tolist()
+
+
+def kept_after_drop(scores: np.ndarray, drop: float) -> np.ndarray:
+    """Indices of the scored examples outside the lowest `drop` fraction; ties at the cut are kept (so a
+    constant score drops nothing)."""
+    scored = np.flatnonzero(~np.isnan(scores))
+    if not len(scored):
+        return scored
+    cut = int(np.floor(drop * len(scored)))
+    threshold = np.sort(scores[scored])[cut] if cut < len(scored) else np.inf
+    return scored[scores[scored] >= threshold]
+
+
+def _enough(kept: np.ndarray, count: int, n: int, name: str, drop: float) -> None:
+    if count > len(kept):
+        raise UserError(f"strategy {name} can pick from {len(kept)} of the {n} examples (the scored ones, less the "
+                        f"lowest {drop:.0%}: --drop {drop}), fewer than the budget's {count}: lower the budget or "
+                        "--drop")
+
+
+@dataclass(frozen=True)
+class Top:
+    needs_embeddings: bool = False
+
+    def choose(self, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
+        return ranking(candidates.scores)[:count].tolist()
+
+
+@dataclass(frozen=True)
+class Stratified:
+    needs_embeddings: bool = False
+
+    def choose(self, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
+        scores = candidates.scores
+        kept = kept_after_drop(scores, options.drop)
+        _enough(kept, count, len(scores), "stratified", options.drop)
+        low, high = float(scores[kept].min()), float(scores[kept].max())
+        edges = np.linspace(low, high, options.strata + 1)[1:-1]
+        bins = np.searchsorted(edges, scores[kept], side="right") if high > low else np.zeros(len(kept), dtype=int)
+        strata = [kept[bins == b] for b in range(options.strata) if np.any(bins == b)]
+        quota = _allocate([len(s) for s in strata], count)
+        rng = np.random.default_rng([candidates.seed, 0x57A7])
+        chosen = [i for stratum, q in zip(strata, quota) for i in rng.choice(stratum, q, replace=False)]
+        return best_first(chosen, scores)
+
+
+def _allocate(sizes: list[int], count: int) -> list[int]:
+    """CCS's budget split: the smallest stratum first, each taking an equal share of what is left (or all of
+    itself); what rounding leaves goes one by one to the strata with room, largest first."""
+    quota, remaining = [0] * len(sizes), count
+    order = sorted(range(len(sizes)), key=lambda s: (sizes[s], s))
+    for position, s in enumerate(order):
+        quota[s] = min(sizes[s], remaining // (len(order) - position))
+        remaining -= quota[s]
+    for s in sorted(order, key=lambda s: (-sizes[s], s)):
+        extra = min(remaining, sizes[s] - quota[s])
+        quota[s] += extra
+        remaining -= extra
+    return quota
+
+
+@dataclass(frozen=True)
+class Diverse:
+    needs_embeddings: bool = True
+
+    def choose(self, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
+        scores, embeddings = candidates.scores, candidates.embeddings
+        if embeddings is None:
+            raise UserError("strategy diverse needs the examples' embeddings, and this run has none: run select with "
+                            "--strategy diverse (with --resume on a finished run, only the embeddings are computed)")
+        kept = kept_after_drop(scores, options.drop)
+        kept = kept[~np.isnan(embeddings[kept]).any(axis=1)]
+        _enough(kept, count, len(scores), "diverse", options.drop)
+        centre = np.nanmean(embeddings, axis=0)  # mean-pooled hidden states share a large common direction
+        pool = _unit(embeddings[kept] - centre)
+        targets = pool if candidates.targets is None else _unit(candidates.targets - centre)
+        if len(targets) > MAX_TARGETS:
+            rng = np.random.default_rng([candidates.seed, 0xD1FE])
+            targets = targets[np.sort(rng.choice(len(targets), MAX_TARGETS, replace=False))]
+        similarity = (1.0 + pool @ targets.T) / 2.0  # in [0, 1]: facility location stays monotone
+        order = np.argsort(np.argsort(scores[kept], kind="stable"), kind="stable")
+        quality = (order + 1) / len(kept)  # score percentile among the candidates
+        picks = _greedy(similarity, quality, count, options.score_weight)
+        return best_first(kept[picks], scores)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _greedy(similarity: np.ndarray, quality: np.ndarray, count: int, weight: float) -> list[int]:
+    """Lazy greedy on (1 - weight) * mean_t max_s sim(s, t) + weight * mean quality of the picks: exact for
+    this submodular objective, ties to the lower index."""
+    covered = np.zeros(similarity.shape[1], dtype=np.float32)
+
+    def gain(c: int) -> float:
+        coverage = float(np.maximum(similarity[c] - covered, 0.0).mean())
+        return (1.0 - weight) * coverage + weight * float(quality[c]) / count
+
+    heap = [(-gain(c), c) for c in range(len(quality))]
+    heapq.heapify(heap)
+    picks: list[int] = []
+    while len(picks) < count:
+        _, c = heapq.heappop(heap)
+        fresh = gain(c)
+        if heap and (-fresh, c) > heap[0]:  # stale bound: someone else may now gain more
+            heapq.heappush(heap, (-fresh, c))
+            continue
+        picks.append(c)
+        covered = np.maximum(covered, similarity[c])
+    return picks
+
+
+STRATEGIES: Registry[Strategy] = Registry("strategy")
+STRATEGIES.register("top", Top())
+STRATEGIES.register("stratified", Stratified())
+STRATEGIES.register("diverse", Diverse())

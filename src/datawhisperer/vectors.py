@@ -1,0 +1,26 @@
+"""Embeddings as the run's logs hold them (float16, base64: a tenth of the text of JSON floats) and as arrays."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+
+
+def encode(vector: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vector, dtype="<f2").tobytes()).decode("ascii")
+
+
+def decode(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f2").astype(np.float32)
+
+
+def stack(vectors: dict[int, np.ndarray], n: int) -> np.ndarray | None:
+    """[n, dim] float32 with NaN rows where an index has no vector; None when there is none at all."""
+    if not vectors:
+        return None
+    dim = len(next(iter(vectors.values())))
+    array = np.full((n, dim), np.nan, dtype=np.float32)
+    for index, vector in vectors.items():
+        array[index] = vector
+    return array

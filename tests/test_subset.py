@@ -1,0 +1,67 @@
+"""`datawhisperer subset`: re-selection from a finished run, with no model, equals what `select` wrote."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import labelled_records, write_jsonl
+
+from datawhisperer.backends.fake import FakeBackend
+from datawhisperer.cli import main
+from datawhisperer.rundir import RunDirectory
+from datawhisperer.runner import select
+from datawhisperer.select_config import SelectConfig
+
+
+def classification_pool(tmp_path, n: int = 60) -> str:
+    records = [dict(r, label=r["label"] if i % 3 else "thing") for i, r in enumerate(labelled_records(n))]
+    return write_jsonl(tmp_path / "pool.jsonl", records)
+
+
+@pytest.mark.parametrize("strategy", ["top", "stratified", "diverse"])
+def test_reselecting_with_the_runs_own_strategy_writes_select_s_files_byte_for_byte(tmp_path, strategy, capsys):
+    pool = classification_pool(tmp_path)
+    out = tmp_path / "run"
+    select(SelectConfig(pool, out=str(out), task="classification", estimator="calibrated", panel=4, seed=3,
+                        strategy=strategy, drop=0.1, quiet=True, budget=["0.25", "7"]), backend=FakeBackend())
+    assert main(["subset", str(out), "--budget", "0.25", "--budget", "7"]) == 0
+    again = out / f"subset-{strategy}"
+    for name in ("selected-0.25.jsonl", "selected-7.jsonl"):
+        assert (again / name).read_bytes() == (out / name).read_bytes()
+    info = json.loads((again / "subset.json").read_text())
+    assert info["strategy"] == strategy and info["seed"] == 3 and info["drop"] == 0.1
+    assert "written to" in capsys.readouterr().out
+
+
+def test_another_strategy_and_a_scores_file_from_elsewhere(tmp_path):
+    pool = classification_pool(tmp_path, 40)
+    scores = tmp_path / "mine.jsonl"
+    values = np.linspace(-1, 1, 40)
+    scores.write_text("".join(json.dumps({"index": i, "score": float(v)}) + "\n" for i, v in enumerate(values)))
+    out = tmp_path / "picked"
+    assert main(["subset", "--scores", str(scores), "--data", pool, "--budget", "10", "--strategy", "stratified",
+                 "--drop", "0.5", "--out", str(out), "--quiet"]) == 0
+    picked = [json.loads(line) for line in (out / "selected-10.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in open(pool)]
+    indices = [records.index(r) for r in picked]
+    assert len(indices) == 10 and min(indices) >= 20  # the lower half of the scores was dropped
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--budget", "39", "--strategy", "stratified", "--drop", "0.5"], "can pick from"),
+    (["--budget", "0.2", "--strategy", "diverse"], "needs the examples' embeddings"),
+    (["--budget", "500"], "more examples than the pool's 40"),
+    (["--budget", "0.2", "--strategy", "strat"], "did you mean 'stratified'"),
+    ([], "give at least one --budget"),
+])
+def test_what_cannot_be_met_is_a_one_line_error_and_writes_nothing(tmp_path, capsys, args, message):
+    pool = classification_pool(tmp_path, 40)
+    out = tmp_path / "run"
+    select(SelectConfig(pool, out=str(out), task="classification", quiet=True, estimator="paper", n_demos=3,
+                        n_queries=2, rounds=2), backend=FakeBackend())
+    assert len(set(RunDirectory(out).scores().tolist())) > 30  # few ties: the drop bites
+    before = sorted(p.name for p in out.rglob("*"))
+    assert main(["subset", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.rglob("*")) == before
