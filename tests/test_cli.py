@@ -19,7 +19,7 @@ def run_cli(*args):
 def test_select_writes_every_output(tmp_path):
     pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(24))
     out = tmp_path / "out"
-    assert run_cli("select", pool, "--out", out, "--budget", "0.1", "--budget", "0.25", *FAKE) == 0
+    assert run_cli("select", pool, "--out", out, "--budget", "0.1", "--budget", "0.25", "--balance", "off", *FAKE) == 0
     rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
     assert [r["index"] for r in rows] == list(range(24))
     assert all(r["appearances"] >= 1 and isinstance(r["score"], float) for r in rows)

@@ -39,7 +39,8 @@ def test_another_strategy_and_a_scores_file_from_elsewhere(tmp_path):
     values = np.linspace(-1, 1, 40)
     scores.write_text("".join(json.dumps({"index": i, "score": float(v)}) + "\n" for i, v in enumerate(values)))
     out = tmp_path / "picked"
-    assert main(["subset", "--scores", str(scores), "--data", pool, "--budget", "10", "--strategy", "stratified",
+    assert main(["subset", "--scores", str(scores), "--data", pool, "--task", "classification", "--budget", "10",
+                 "--strategy", "stratified",
                  "--drop", "0.5", "--out", str(out), "--quiet"]) == 0
     picked = [json.loads(line) for line in (out / "selected-10.jsonl").read_text().splitlines()]
     records = [json.loads(line) for line in open(pool)]
@@ -65,3 +66,40 @@ def test_what_cannot_be_met_is_a_one_line_error_and_writes_nothing(tmp_path, cap
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in out.rglob("*")) == before
+
+
+REVIEWS = [("The battery lasts all week and the screen is sharp", "positive"),
+           ("Arrived broken and support never answered", "negative"),
+           ("Comfortable, quiet and cheaper than the shop down the road", "positive"),
+           ("The strap snapped on the second day", "negative"),
+           ("Exactly as described, would order again", "positive"),
+           ("Smells of plastic and the lid does not close", "negative")]
+
+
+def review_pool(tmp_path) -> tuple[str, list[str]]:
+    """66 short reviews of our own, 36 positive and 30 negative."""
+    records = [{"text": f"{text} ({k})", "label": label} for k in range(11) for text, label in REVIEWS]
+    records = [r for r in records if not (r["label"] == "negative" and r["text"].endswith("(10)"))] + \
+        [{"text": f"Fine for the price ({k})", "label": "positive"} for k in range(3)]
+    return write_jsonl(tmp_path / "reviews.jsonl", records), [r["label"] for r in records]
+
+
+@pytest.mark.parametrize("strategy", ["top", "stratified", "diverse"])
+def test_a_classification_subset_keeps_each_label_s_share_within_five_points(tmp_path, strategy):
+    pool, labels = review_pool(tmp_path)
+    share = labels.count("positive") / len(labels)
+    out = tmp_path / "run"
+    select(SelectConfig(pool, out=str(out), task="classification", estimator="calibrated", panel=4, quiet=True,
+                        strategy=strategy, budget=["0.25", "0.5", "20"]), backend=FakeBackend())
+    assert main(["subset", str(out), "--budget", "12", "--strategy", "stratified", "--out", str(tmp_path / "again"),
+                 "--quiet"]) == 0
+    for path in [*out.glob("selected-*.jsonl"), tmp_path / "again" / "selected-12.jsonl"]:
+        chosen = [json.loads(line)["label"] for line in path.read_text().splitlines()]
+        assert abs(chosen.count("positive") / len(chosen) - share) <= 0.05, path.name
+    # unbalanced, the same scores drop a class's share by more than that for at least one budget
+    unbalanced = tmp_path / "unbalanced"
+    assert main(["subset", str(out), "--budget", "0.25", "--budget", "0.5", "--budget", "20", "--balance", "off",
+                 "--out", str(unbalanced), "--quiet"]) == 0
+    drifts = [abs([json.loads(line)["label"] for line in p.read_text().splitlines()].count("positive")
+                  / len(p.read_text().splitlines()) - share) for p in unbalanced.glob("selected-*.jsonl")]
+    assert max(drifts) > 0.05

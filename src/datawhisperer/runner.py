@@ -22,6 +22,7 @@ from .reliability import describe, verdict
 from .rundir import RunDirectory
 from .select_config import SelectConfig
 from .selection import Selection
+from .strategies import label_groups
 from .version import __version__
 
 
@@ -48,8 +49,9 @@ def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, i
     config = inputs.config
     pool = scored.embeddings if scored.embeddings is not None else (embedded.pool if embedded else None)
     targets = embedded.targets if embedded else None
+    groups = label_groups([e.answer for e in inputs.examples], config.balance)
     selection = Selection(inputs.table, scored.scores, scored.appearances, info, pool, targets, config.strategy,
-                          config.strategy_options, config.seed)
+                          config.strategy_options, config.seed, groups)
     for budget in config.budget:
         selection.chosen(budget)  # a budget the strategy cannot meet fails before any file is written
     if out is not None:

@@ -34,6 +34,9 @@ class SelectConfig:
     strata: int = option(10, "stratified: strata over the kept score range")
     score_weight: float = option(0.5, "diverse: weight of the scores against coverage (0 = coverage alone, 1 = "
                                  "scores alone)")
+    balance: str = option("auto", "keep each label's share of the pool in every subset: on, off, or auto (on when "
+                          "the answers are labels: at most 50 distinct, four records each on average)",
+                          choices=("auto", "on", "off"))
     task: str = option("instruction", "task preset (math, summarization, instruction, classification) or a "
                      "task file (.yaml/.json)")
     input_field: str | None = option(None, "input field, or a template over fields such as '{instruction}\\n{input}'")

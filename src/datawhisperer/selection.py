@@ -11,7 +11,7 @@ import numpy as np
 from .data import Table
 from .errors import UserError
 from .scoring import ranking
-from .strategies import STRATEGIES, Candidates, StrategyOptions
+from .strategies import STRATEGIES, Candidates, StrategyOptions, pick
 
 
 def parse_budget(raw: str | float | int) -> float | int:
@@ -49,6 +49,7 @@ class Selection:
     strategy: str = "top"
     options: StrategyOptions = field(default_factory=StrategyOptions)
     seed: int = 0  # the strategy's draws (stratified)
+    groups: np.ndarray | None = None  # labels whose shares each subset keeps (strategies.label_groups)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -60,8 +61,8 @@ class Selection:
     def chosen(self, budget: float | int | str) -> list[int]:
         """The indices the strategy picks for a budget, best-scored first."""
         count = budget_count(parse_budget(budget), len(self))
-        candidates = Candidates(self.scores, self.embeddings, self.targets, self.seed)
-        return STRATEGIES.get(self.strategy).choose(candidates, count, self.options)
+        candidates = Candidates(self.scores, self.embeddings, self.targets, self.seed, self.groups)
+        return pick(STRATEGIES.get(self.strategy), candidates, count, self.options)
 
     def unscored_in(self, budget: float | int | str) -> int:
         """How many unscored examples a budget's subset has to hold."""

@@ -8,7 +8,8 @@ term over embeddings (how well the picks cover the targets: the --val examples w
 pool) plus the mean score percentile of the picks, traded by `score_weight`.
 
 Every strategy returns the chosen pool indices, best-scored first; it is a pure function of the scores, the
-embeddings, the options and the seed.
+embeddings, the options and the seed. When the answers are labels (classification), `pick` gives each label
+its share of the budget and applies the strategy within each.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class Candidates:
     embeddings: np.ndarray | None = None  # [n, dim] float32, NaN rows where an example has none
     targets: np.ndarray | None = None  # [m, dim]: what `diverse` covers (the --val examples); None: the pool
     seed: int = 0
+    groups: np.ndarray | None = None  # a label per example: each label keeps its share of the pool (see pick)
+
+    def part(self, members: np.ndarray) -> Candidates:
+        embeddings = None if self.embeddings is None else self.embeddings[members]
+        return Candidates(self.scores[members], embeddings, self.targets, self.seed)
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,42 @@ def _greedy(similarity: np.ndarray, quality: np.ndarray, count: int, weight: flo
         picks.append(c)
         covered = np.maximum(covered, similarity[c])
     return picks
+
+
+def pick(strategy: Strategy, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
+    """The strategy's picks; with groups (labels), each label gets its share of the budget (largest remainders)
+    and the strategy picks within it, so that no subset drops or swamps a class."""
+    if candidates.groups is None:
+        return strategy.choose(candidates, count, options)
+    labels, sizes = np.unique(candidates.groups, return_counts=True)
+    quota = _proportional(sizes, count)
+    chosen: list[int] = []
+    for label, share in zip(labels, quota):
+        if share:
+            members = np.flatnonzero(candidates.groups == label)
+            chosen += members[strategy.choose(candidates.part(members), int(share), options)].tolist()
+    return best_first(chosen, candidates.scores)
+
+
+def _proportional(sizes: np.ndarray, count: int) -> np.ndarray:
+    exact = sizes * count / sizes.sum()
+    quota = np.floor(exact).astype(int)
+    for g in np.argsort(-(exact - quota), kind="stable")[: count - quota.sum()]:
+        quota[g] += 1
+    return quota
+
+
+def label_groups(answers: list[str], balance: str) -> np.ndarray | None:
+    """Group ids by gold answer when answers are labels: `on`, or `auto` when the pool has at most 50 distinct
+    answers and at least four records per answer on average; None otherwise."""
+    if balance == "off":
+        return None
+    keys = [" ".join(a.split()).lower() for a in answers]
+    distinct = sorted(set(keys))
+    if balance == "auto" and not (len(distinct) <= 50 and len(keys) >= 4 * len(distinct)):
+        return None
+    index = {k: g for g, k in enumerate(distinct)}
+    return np.array([index[k] for k in keys], dtype=np.int64)
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")

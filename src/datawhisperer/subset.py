@@ -17,7 +17,7 @@ from .fingerprint import content_hash
 from .rundir import RunDirectory
 from .select_config import option
 from .selection import Selection, budget_count, parse_budget
-from .strategies import STRATEGIES, StrategyOptions
+from .strategies import STRATEGIES, StrategyOptions, label_groups
 
 
 @dataclass
@@ -32,6 +32,9 @@ class SubsetConfig:
     strata: int | None = option(None, "stratified: strata over the kept score range (default: the run's)")
     score_weight: float | None = option(None, "diverse: weight of the scores against coverage (default: the run's)")
     seed: int | None = option(None, "seed of the strategy's draws (default: the run's)")
+    balance: str | None = option(None, "keep each label's share: on, off, auto (default: the run's)")
+    task: str | None = option(None, "task preset or file, for the answer field (default: the run's)")
+    output_field: str | None = option(None, "field holding the gold answer (default: the run's, else the task's)")
     scores: str | None = option(None, "a scores.jsonl from elsewhere, instead of RUN_DIR's (needs --data)")
     data: str | None = option(None, "the pool the scores are of (default: the run's; its content must be unchanged)")
     embeddings: str | None = option(None, "an embeddings.npz (pool, targets) for diverse, instead of RUN_DIR's")
@@ -107,11 +110,24 @@ def _inputs(config: SubsetConfig) -> tuple[Selection, dict]:
     strategy = pick("strategy", "top")
     options = StrategyOptions(pick("drop", defaults.drop), pick("strata", defaults.strata),
                               pick("score_weight", defaults.score_weight))
+    balance = pick("balance", "auto")
+    if balance not in ("auto", "on", "off"):
+        raise UserError(f"balance must be one of auto, on, off, not {balance!r}")
+    groups = label_groups(_answers(table.records, pick("task", "instruction"), pick("output_field", None),
+                                   saved.get("input_field")), balance) if balance != "off" else None
     selection = Selection(table, scores, np.zeros(len(scores), dtype=np.int64), {}, pool, targets, strategy,
-                          options, pick("seed", 0))
+                          options, pick("seed", 0), groups)
     settings = {"strategy": strategy, "drop": options.drop, "strata": options.strata,
-                "score_weight": options.score_weight, "seed": selection.seed}
+                "score_weight": options.score_weight, "seed": selection.seed, "balance": balance,
+                "balanced_labels": None if groups is None else int(groups.max() + 1)}
     return selection, settings
+
+
+def _answers(records: list[dict], task: str, output_field: str | None, input_field: str | None) -> list[str]:
+    from .tasks import FieldMap, examples_from_records, load_task
+
+    fields = FieldMap(input_field, output_field).with_task_defaults(load_task(task))
+    return [e.answer for e in examples_from_records(records, fields)]
 
 
 def subset(config: SubsetConfig) -> list[Path]:

@@ -149,7 +149,7 @@ def test_list_options_take_several_values_or_repeat():
 # --- the bench's configuration: built from the stages' own, one parser of method names ---------------------
 
 BENCH_FLAGS = ["--pool", "--test", "--out", "--task", "--input-field", "--output-field", "--methods", "--budgets",
-               "--val", "--drop", "--strata", "--score-weight", "--composition-field", "--seeds", "--model", "--scorer-model", "--pool-limit", "--generate-limit", "--n-demos", "--n-queries",
+               "--val", "--drop", "--strata", "--score-weight", "--balance", "--composition-field", "--seeds", "--model", "--scorer-model", "--pool-limit", "--generate-limit", "--n-demos", "--n-queries",
                "--select-max-new-tokens", "--scoring", "--epochs", "--lr", "--batch-size", "--lora-r", "--max-length",
                "--eval-max-new-tokens", "--eval-batch-size", "--full", "--no-full", "--select-only", "--device", "--quiet"]
 

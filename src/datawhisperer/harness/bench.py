@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..fingerprint import content_hash
 from ..rundir import describe_differences
 from ..selection import Selection, parse_budget
-from ..strategies import STRATEGIES
+from ..strategies import STRATEGIES, label_groups
 from .agreement import method_scores, selection_dir
 from .command_configs import BenchConfig, parse_method
 from .evaluate import evaluate_model
@@ -100,8 +100,10 @@ class Bench:
             select(config)
         info = run.info()
         pool, targets = run.embeddings()
-        selection = Selection(table_from_records(self.train.records), method_scores(run, parsed), np.zeros(len(self.train.examples)), info,
-                              pool, targets, parsed.strategy, config.strategy_options, seed)
+        groups = label_groups([e.answer for e in self.train.examples], config.balance)
+        selection = Selection(table_from_records(self.train.records), method_scores(run, parsed),
+                              np.zeros(len(self.train.examples)), info, pool, targets, parsed.strategy,
+                              config.strategy_options, seed, groups)
         # a selection finished over several sittings costs what each sitting spent on it
         seconds = float(info["selection_seconds"]) + float(info.get("resumed_episode_seconds", 0.0)) \
             + float(info.get("resumed_part_seconds", 0.0))

@@ -117,6 +117,7 @@ class BenchConfig:
     drop: float = passed_on("drop", SELECT)
     strata: int = passed_on("strata", SELECT)
     score_weight: float = passed_on("score_weight", SELECT)
+    balance: str = passed_on("balance", SELECT)
     composition_field: str | None = option(None, "a record field to tally in every subset (its values' shares go "
                                            "into results.md), e.g. a marker of broken or off-task records")
     seeds: list[int] = option((0, 1, 2), "seeds (selection for seeded methods, fine-tuning for all); one or more",
