@@ -84,7 +84,7 @@ def test_merge_refuses_a_shard_with_a_lost_episode(tmp_path, capsys, pool):
     log = Path(s1) / "episodes.jsonl"
     log.write_text("".join(log.read_text().splitlines(keepends=True)[1:]))
     assert main(["merge", s0, s1, "--out", str(tmp_path / "m")]) == 2
-    assert "lacks 1 episodes" in capsys.readouterr().err
+    assert "lacks 1 of its episodes" in capsys.readouterr().err
 
 
 def test_a_killed_shard_is_resumed_alone(tmp_path, pool):
@@ -217,7 +217,7 @@ def test_merge_refuses_a_baseline_shard_with_a_lost_or_foreign_part(tmp_path, ca
     assert len(lines) == 1  # of 40 examples in parts of 16, shard 1/2 owns 16-31, shard 0/2 0-15 and 32-39
     log.write_text("")
     assert main(["merge", *map(str, shards), "--out", str(tmp_path / "m")]) == 2
-    assert "lacks the scores of examples 16-31" in capsys.readouterr().err
+    assert "lacks 1 of its parts (first: examples 16-31)" in capsys.readouterr().err
     log.write_text("".join(lines) + (shards[0] / "parts.jsonl").read_text().splitlines(keepends=True)[0])
     assert main(["merge", *map(str, shards), "--out", str(tmp_path / "m")]) == 2
     assert "holds part 0 of another shard" in capsys.readouterr().err

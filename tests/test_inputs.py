@@ -28,5 +28,5 @@ def test_bad_settings_are_one_line_errors(options, message):
 
 
 def test_baselines_have_no_episode_plan():
-    inputs = check_inputs(SelectConfig(task="classification", method="random"), plural_records(4), plays_episodes=False)
+    inputs = check_inputs(SelectConfig(task="classification", method="random"), plural_records(4))
     assert inputs.plan is None  # a pool too small for episodes is fine for a baseline

@@ -8,7 +8,8 @@ from conftest import labelled_records, write_jsonl
 
 from datawhisperer.backends.fake import FakeBackend
 from datawhisperer.errors import UserError
-from datawhisperer.methods import METHODS, Baseline
+from datawhisperer.baselines.base import Baseline
+from datawhisperer.methods import METHODS, Method
 from datawhisperer.runner import select
 from datawhisperer.select_config import SelectConfig
 
@@ -17,7 +18,8 @@ def test_every_method_is_an_entry_with_one_signature():
     assert METHODS.names() == ["datawhisperer", "grand", "ifd", "length", "nuggets", "perplexity", "random", "rds"]
     for name in METHODS.names():
         method = METHODS.get(name)
-        assert callable(method.run) and isinstance(method.needs_model, bool)
+        assert isinstance(method, Method) and isinstance(method.needs_model, bool) and isinstance(method.seeded, bool)
+        assert name in method.bench_names() or any(n.startswith(name) for n in method.bench_names())
     assert METHODS.get("datawhisperer").plays_episodes and not METHODS.get("nuggets").plays_episodes
     with pytest.raises(UserError, match="did you mean 'nuggets'"):
         METHODS.get("nugets")
@@ -42,14 +44,26 @@ def test_the_runner_gives_every_method_the_same_checks_and_outputs(tmp_path, met
 
 def test_a_baseline_is_a_score_function_run_on_every_example():
     from datawhisperer.distributed import Group, detect
+    from datawhisperer.executor import run_method
     from datawhisperer.inputs import check_inputs
     from datawhisperer.methods import Session
 
     config = SelectConfig(method="length", task="classification", seed=1, quiet=True)
     records = [{"text": str(i), "label": "w " * (i + 1)} for i in range(40)]  # three parts: 16, 16, 8
     topology = detect(None)
-    session = Session(check_inputs(config, records, plays_episodes=False), None, topology, Group(topology, "cpu"),
+    baseline = Baseline("length", "datawhisperer.baselines.simple:length_scores", needs_model=False)
+    session = Session(check_inputs(config, records, baseline), None, topology, Group(topology, "cpu"),
                       lambda: None, progress=False)
-    scored = Baseline("datawhisperer.baselines.simple:length_scores", needs_model=False).run(session)
+    scored = run_method(session, baseline)
     assert scored.scores.tolist() == [-float(i + 1) for i in range(40)]
     assert scored.info == {"method": "length", "resumed_part_seconds": 0}
+    assert config.episode_batch is None  # the caller's configuration is never changed
+
+
+def test_a_registry_entry_that_is_not_what_its_registry_holds_is_refused_when_it_loads():
+    from datawhisperer.registry import Registry
+
+    registry = Registry("selection method", Method)
+    registry.register("broken", "datawhisperer.baselines.simple:random_scores")  # a function, not a method
+    with pytest.raises(TypeError, match="is not a Method"):
+        registry.get("broken")

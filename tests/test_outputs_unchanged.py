@@ -109,6 +109,11 @@ def check_against_golden(case: str, out: Path, tmp: Path, files: list[str] | Non
     ("fake-calibrated-diverse", ["--estimator", "calibrated", "--panel", "4", "--strategy", "diverse", "--budget", "5"]),
     ("fake-stratified-count", ["--strategy", "stratified", "--drop", "0.3", "--budget", "6", "--budget", "0.5"]),
     ("fake-rds-val", ["--method", "rds", "--val", "VAL", "--strategy", "diverse", "--score-weight", "0.2"]),
+    ("fake-length", ["--method", "length"]),
+    ("fake-perplexity", ["--method", "perplexity", "--strategy", "stratified"]),
+    ("fake-ifd", ["--method", "ifd"]),
+    ("fake-grand", ["--method", "grand", "--balance", "off"]),
+    ("fake-auto-rounds", ["--rounds", "auto", "--max-rounds", "3", "--target-reliability", "0.95"]),
 ])
 def test_select_outputs_unchanged(tmp_path, case, args):
     pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(24))
@@ -127,6 +132,17 @@ def test_merged_shards_unchanged(tmp_path):
     assert main(["merge", str(tmp_path / "shard0"), str(tmp_path / "shard1"), "--out", str(out), "--quiet",
                  "--budget", "0.5"]) == 0
     check_against_golden("fake-merge", out, tmp_path)
+
+
+@pytest.mark.parametrize("method", ["nuggets", "rds"])
+def test_merged_baseline_shards_unchanged(tmp_path, method):
+    pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(40))
+    for shard in ("0/2", "1/2"):
+        assert main(["select", pool, "--out", str(tmp_path / f"shard{shard[0]}"), "--shard", shard, "--method", method,
+                     "--anchors", "4", *FAKE]) == 0
+    out = tmp_path / "merged"
+    assert main(["merge", str(tmp_path / "shard0"), str(tmp_path / "shard1"), "--out", str(out), "--quiet"]) == 0
+    check_against_golden(f"fake-merge-{method}", out, tmp_path)
 
 
 def test_bench_outputs_unchanged(tmp_path, tiny_model_dir):

@@ -3,7 +3,18 @@
 import numpy as np
 import pytest
 
-from datawhisperer.reliability import describe, ranks, spearman, verdict
+from datawhisperer.methods import wording_of
+from datawhisperer.reliability import ranks, spearman
+from datawhisperer.reliability import describe as describe_with
+from datawhisperer.reliability import verdict as verdict_with
+
+
+def describe(entry: dict) -> str:  # as the summary and the report word it: from the entry's registry entry
+    return describe_with(entry, wording_of(entry["estimator"]))
+
+
+def verdict(entry: dict) -> str | None:
+    return verdict_with(entry, wording_of(entry["estimator"]))
 
 
 def test_spearman_shares_tied_ranks_and_skips_unscored():

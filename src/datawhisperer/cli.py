@@ -10,6 +10,7 @@ import typing
 from collections.abc import Callable
 
 from .errors import UserError
+from .registry import import_object
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,7 +34,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
         meta = f.metadata
         if meta.get("cli") is False:
             continue
-        help_text = meta.get("help", "")
+        help_text = import_object(meta["help_from"])() if "help_from" in meta else meta.get("help", "")
         show_default = "default" not in help_text
         if f.default == "" and not meta.get("positional"):
             help_text, show_default = f"{help_text} (required)", False
@@ -99,7 +100,6 @@ def command(name: str, help_text: str, build: Callable[[argparse.ArgumentParser]
 
 def _dataclass_command(name: str, help_text: str, config_path: str, run_path: str) -> None:
     """A command whose flags are one config dataclass and whose body is one function taking it."""
-    from .registry import import_object
 
     def build(parser: argparse.ArgumentParser) -> None:
         add_dataclass_arguments(parser, import_object(config_path))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .executor import PART_SIZE, PartWork, check_owned, run_parts
+from .executor import PART_SIZE, Work, execute, merge_shards, parts_work
 from .runlogs import EmbeddedPart
 from .strategies import STRATEGIES
 from .vectors import decode, encode, stack
@@ -71,42 +71,34 @@ def embed_examples(backend, instruction: str, examples: list[Example], answer_to
     return vectors
 
 
-def _work(session: Session, plan: EmbeddingPlan) -> PartWork:
-    inputs = session.inputs
+def embedding_work(inputs: RunInputs, backend, plan: EmbeddingPlan) -> Work:
     items = [*inputs.examples[: plan.pool], *inputs.queries[: plan.targets]]
 
     def play(indices: list[int]) -> list[str | None]:
-        return embed_examples(session.backend, inputs.instruction, [items[i] for i in indices],
-                              inputs.config.answer_tokens)
+        return embed_examples(backend(), inputs.instruction, [items[i] for i in indices], inputs.config.answer_tokens)
 
     def record(start: int, vectors, count: int, seconds: float) -> EmbeddedPart:
         return EmbeddedPart(start, list(vectors), round(seconds, 3))
 
-    return PartWork("embedded", plan.size, play, record, desc="embedding")
+    return parts_work("embedded", plan.size, play, record, desc="embedding")
 
 
 def run_embedding(session: Session, plan: EmbeddingPlan | None) -> Embeddings | None:
     """Embed this process's parts; the whole run's embeddings on the main process (None elsewhere)."""
     if plan is None:
         return None
-    done = run_parts(session, _work(session, plan))
+    done = execute(session, embedding_work(session.inputs, session.load_backend, plan))
     if not session.topology.is_main or session.topology.shard:
         return None
-    return assemble(done.parts, plan, len(session.inputs.examples))
+    return assemble(done.records, plan, len(session.inputs.examples))
 
 
-def merge_embedding(plan: EmbeddingPlan | None, shards: list[tuple[RunDirectory, dict]], n_pool: int
+def merge_embedding(inputs: RunInputs, plan: EmbeddingPlan | None, shards: list[tuple[RunDirectory, dict]]
                     ) -> Embeddings | None:
     """The embeddings of a sharded run, from every shard's logged parts (each shard holds exactly its own)."""
     if plan is None:
         return None
-    parts: dict = {}
-    for shard, info in shards:
-        index, count = info["shard"]["index"], info["shard"]["count"]
-        found = shard.parts("embedded")
-        check_owned(found, plan.size, index, count, f"{shard.path} (shard {index}/{count}, embedding)")
-        parts.update(found)
-    return assemble(parts, plan, n_pool)
+    return assemble(merge_shards(embedding_work(inputs, None, plan), shards), plan, len(inputs.examples))
 
 
 def assemble(parts: dict[int, EmbeddedPart], plan: EmbeddingPlan, n_pool: int) -> Embeddings:

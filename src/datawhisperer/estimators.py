@@ -23,15 +23,43 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from .episodes import EpisodePlan
+from .errors import UserError
 from .registry import Registry
-from .reliability import split_half
+from .reliability import Wording, split_half
 from .scoring import Aggregate, EpisodeOutcome, aggregate
 
 UNMEASURABLE = "queries within episodes (they share companions and slots, so no projection: it would over-promise)"
+
+
+@runtime_checkable
+class Estimator(Protocol):
+    name: str
+    needs_token_logprobs: bool  # the player records every gold answer token's log-probability
+    min_auto_rounds: int  # --rounds auto never stops before this many rounds
+    wording: Wording
+
+    def check(self, settings) -> None:
+        """Refuse options this estimator cannot honour (a one-line UserError)."""
+
+    def overrides(self, settings) -> dict:
+        """Settings the estimator fixes whatever the user passed (the calibrated one shows one demonstration)."""
+
+    def fingerprint(self, settings) -> dict:
+        """The run fingerprint's keys that only this estimator reads."""
+
+    def records_embeddings(self, settings) -> bool:
+        """Its episodes show every example alone, so they record each example's embedding."""
+
+    def plan(self, settings, n_pool: int, n_val: int) -> EpisodePlan: ...
+
+    def credit(self, outcomes: list[EpisodeOutcome], n_pool: int, settings) -> Aggregate: ...
+
+    def reliability(self, outcomes: list[EpisodeOutcome], n_pool: int, settings) -> dict: ...
 
 
 @dataclass(frozen=True)
@@ -39,8 +67,18 @@ class PaperEstimator:
     name: str = "paper"
     needs_token_logprobs: bool = False
     min_auto_rounds: int = 2  # one round's split shares companions and slots: it over-promises
+    wording: Wording = Wording("paper estimator", advice="--estimator calibrated, or more --rounds",
+                               unknown="how far this ranking would survive another seed is unknown (on BioInstruct "
+                               "two seeds' one-round rankings agreed at 0.11); use --rounds 2 or more, --rounds "
+                               "auto, or --estimator calibrated")
+
+    def check(self, settings) -> None:
+        return None
 
     def overrides(self, settings) -> dict:
+        return {}
+
+    def fingerprint(self, settings) -> dict:
         return {}
 
     def records_embeddings(self, settings) -> bool:
@@ -83,6 +121,14 @@ class CalibratedEstimator:
     name: str = "calibrated"
     needs_token_logprobs: bool = True
     min_auto_rounds: int = 1  # its panel split predicts a new seed from one round
+    wording: Wording = Wording("calibrated estimator", advice="a larger --panel or --rounds auto")
+
+    def check(self, settings) -> None:
+        if settings.panel < 2:
+            raise UserError(f"panel must be at least 2, got {settings.panel}")
+
+    def fingerprint(self, settings) -> dict:
+        return {"estimator": self.name, "panel": settings.panel, "coherence_weight": settings.coherence_weight}
 
     def records_embeddings(self, settings) -> bool:
         """The coherence pass shows every example alone: its hidden state there is the example's embedding."""
@@ -162,6 +208,7 @@ def standardised_gains(outcomes: list[EpisodeOutcome], n_pool: int, parity: int 
     return Aggregate(scores, appearances, counts)
 
 
-ESTIMATORS: Registry = Registry("estimator")
+ESTIMATORS: Registry[Estimator] = Registry("estimator", Estimator)
+DEFAULT_ESTIMATOR = "paper"
 ESTIMATORS.register("paper", PaperEstimator())
 ESTIMATORS.register("calibrated", CalibratedEstimator())

@@ -1,86 +1,164 @@
-"""Work done in fixed parts of a list of items: who plays which part, what earlier sittings logged, the logs.
+"""The one executor: it runs any step's units of work over ranks, shards and sittings.
 
-A part is PART_SIZE consecutive items, played in one call and logged as one line; part k goes to rank or
-shard k mod W. Parts are fixed by the items alone, so a resumed, distributed or sharded run plays exactly
-what one uninterrupted process does. A step only says how many items it has and how to play a part.
+A step (`Work`) only says what its units are, which rank or shard owns one, how to play one and how its
+records are keyed. The executor decides what this process plays, skips what earlier sittings logged, appends
+what it plays to this process's log (through RunDirectory), holds the barriers, and on `merge` checks that
+each shard holds its own units and all of them. Units are fixed by the plan alone (episode batches, parts of
+PART_SIZE items), so a resumed, distributed or sharded run computes exactly what one uninterrupted process does.
+Steps: Data Whisperer's episodes (whisperer.py), a baseline's parts (methods.py), embeddings (embedding.py).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .episodes import owner_of
 from .errors import UserError
 
 if TYPE_CHECKING:
-    from .methods import Session
+    from .methods import Scored, Session, ShardDone
+    from .rundir import RunDirectory
 
-PART_SIZE = 16  # items per logged part
-
-
-@dataclass(frozen=True)
-class PartWork:
-    kind: str  # which of the run directory's part logs holds it: "parts" (a baseline) or "embedded"
-    size: int  # items
-    play: Callable[[list[int]], object]  # the items of one part -> what was measured
-    record: Callable[[int, object, int, float], object]  # (start, measured, items, seconds) -> the logged record
-    desc: str
-    unit: str = "example"
+PART_SIZE = 16  # items per part of a step played in parts (a baseline's pool, the embedding step's items)
 
 
 @dataclass
-class PartsDone:
-    parts: dict  # by first item: every part on the main process (or a shard's own), else this rank's
-    resumed: dict  # the parts earlier sittings had logged, by first item
-    mine: list[int]  # the first items of the parts this process owns
+class Work:
+    kind: str  # the run directory's log of this step: "episodes", "parts" or "embedded"
+    stages: list[list]  # the units, stage by stage (Data Whisperer's --rounds auto plays a round per stage)
+    owner: Callable[[object, int], int]  # (unit, world size) -> the rank or shard that plays it
+    play: Callable[[object, dict, Callable[[list], None]], list]  # (unit, done, log) -> the unit's records
+    key: Callable[[object], Hashable]  # a record's key in the log
+    owner_of_record: Callable[[object, int], int]  # (record, world size) -> who should have logged it
+    missing: Callable[[dict, int, int], list]  # (records, index, count) -> the labels of share index's gaps
+    size: Callable[[object], int] = lambda unit: 1  # what a unit adds to the progress bar
+    desc: str = "scoring"
+    unit: str = "episode"  # what the progress bar counts
+    piece: str = "episode"  # what the merge's errors call a unit
+    after_stage: Callable[[int, dict], bool] | None = None  # (stage, every record so far) -> play the next?
+    describe_stage: Callable[[int], str] | None = None  # the progress bar's label for a stage
+    postfix: Callable[[list], dict] | None = None  # what the progress bar shows of the records played so far
+    state: dict = field(default_factory=dict)  # what the step records of this sitting (its method reads it)
+
+
+@dataclass
+class Executed:
+    work: Work
+    records: dict  # by key: the whole run's on the main process, a shard's own in a shard, else this rank's
+    resumed: dict  # what earlier sittings had logged, by key
+    mine: list  # the records of the units this process owns (played now or before), in play order
+
+
+def execute(session: Session, work: Work) -> Executed:
+    """Play this process's units, stage by stage, skipping what is logged; log each record as it is made."""
+    from tqdm.auto import tqdm
+
+    topology, out = session.topology, session.out
+    done = out.records(work.kind) if out is not None else {}
+    session.group.barrier()  # everyone has read the old logs before anyone appends
+    log = None
+    if out is not None:
+        log = out.log(work.kind, topology.rank, topology.world_size) if topology.launched else out.log(work.kind)
+
+    def append(records: list) -> None:
+        if log is not None:
+            log.append([r for r in records if work.key(r) not in done])
+
+    mine: list = []
+    try:
+        for number, stage in enumerate(work.stages):
+            units = [u for u in stage if work.owner(u, topology.world_size) == topology.rank]
+            with tqdm(total=sum(map(work.size, units)), disable=not session.progress, unit=work.unit,
+                      desc=work.describe_stage(number) if work.describe_stage else work.desc, file=sys.stderr,
+                      dynamic_ncols=True) as bar:
+                for unit in units:
+                    mine += work.play(unit, done, append)
+                    bar.update(work.size(unit))
+                    if work.postfix is not None and (shown := work.postfix(mine)):
+                        bar.set_postfix(shown)
+            if work.after_stage is not None:
+                session.group.barrier()  # logs are fsync'ed as they grow: every rank reads the same records
+                seen = out.records(work.kind) if out is not None else {work.key(r): r for r in mine}
+                if not work.after_stage(number, seen):
+                    break
+    finally:
+        if log is not None:
+            log.close()
+    session.group.barrier()
+    if out is not None and (topology.is_main or topology.shard):
+        records = out.records(work.kind)
+    else:
+        records = {**done, **{work.key(r): r for r in mine}}
+    return Executed(work, records, done, mine)
+
+
+def run_method(session: Session, method) -> Scored | ShardDone | None:
+    """A method's units through `execute`, then its scores (the main process), a shard's record, or None."""
+    work = method.work(session.inputs, session.load_backend)
+    executed = execute(session, work) if work is not None else None
+    topology = session.topology
+    sitting = {"model": session.backend.description if method.needs_model else None,
+               "world_size": topology.world_size, "embeddings": session.embeddings}
+    if topology.shard:
+        return method.shard_result(session.inputs, executed, sitting)
+    if not topology.is_main:
+        return None
+    return method.result(session.inputs, executed, sitting)
+
+
+def merge_shards(work: Work, shards: list[tuple[RunDirectory, dict]]) -> dict:
+    """Every shard's logged records, refusing one that holds another shard's unit or lacks one of its own."""
+    records: dict = {}
+    for shard, info in shards:
+        index, count = info["shard"]["index"], info["shard"]["count"]
+        where = f"{shard.path} (shard {index}/{count})"
+        found = shard.records(work.kind)
+        for key, record in found.items():
+            if work.owner_of_record(record, count) != index:
+                raise UserError(f"{where} holds {work.piece} {key[0] if isinstance(key, tuple) else key} of "
+                                "another shard")
+        gaps = work.missing(found, index, count)
+        if gaps:
+            raise UserError(f"{where} lacks {len(gaps)} of its {work.piece}s (first: {gaps[0]}); rerun it with --resume")
+        records.update(found)
+    return records
+
+
+def parts_work(kind: str, size: int, play: Callable[[list[int]], object],
+               record: Callable[[int, object, int, float], object], desc: str, unit: str = "example") -> Work:
+    """A step played in fixed parts of PART_SIZE items: part k is played by rank or shard k mod W and logged
+    as one record (`record(start, measured, items, seconds)`), keyed by its first item."""
+    import time
+
+    starts = list(range(0, size, PART_SIZE))
+
+    def items_of(start: int) -> list[int]:
+        return list(range(start, min(start + PART_SIZE, size)))
+
+    def play_part(start: int, done: dict, log: Callable[[list], None]) -> list:
+        if start in done:
+            return [done[start]]
+        began = time.perf_counter()
+        items = items_of(start)
+        part = record(start, play(items), len(items), time.perf_counter() - began)
+        log([part])
+        return [part]
+
+    def missing(found: dict, index: int, count: int) -> list:
+        return [f"{unit}s {s}-{s + len(items_of(s)) - 1}" for s in owned_parts(size, index, count)
+                if s not in found or found[s].count != len(items_of(s))]
+
+    def owner(start: int, world: int) -> int:
+        return owner_of(start // PART_SIZE, 1, world)
+
+    return Work(kind, [starts], owner, play_part, key=lambda part: part.start,
+                owner_of_record=lambda part, world: owner(part.start, world), missing=missing,
+                size=lambda start: len(items_of(start)), desc=desc, unit=unit, piece="part")
 
 
 def owned_parts(size: int, index: int, count: int) -> list[int]:
     """The first items of the parts that rank or shard `index` of `count` plays."""
     return [start for start in range(0, size, PART_SIZE) if owner_of(start // PART_SIZE, 1, count) == index]
-
-
-def run_parts(session: Session, work: PartWork) -> PartsDone:
-    """Play this process's parts that no earlier sitting logged, logging each as it is done."""
-    from tqdm.auto import tqdm
-
-    topology, out = session.topology, session.out
-    done = out.parts(work.kind) if out is not None else {}
-    session.group.barrier()  # everyone has read the old logs before anyone appends
-    mine = owned_parts(work.size, topology.rank, topology.world_size)
-    log = None
-    if out is not None:
-        log = out.part_log(topology.rank, topology.world_size, work.kind) if topology.launched \
-            else out.part_log(kind=work.kind)
-    played: dict = {}
-    try:
-        with tqdm(total=sum(min(PART_SIZE, work.size - s) for s in mine), desc=work.desc, unit=work.unit,
-                  dynamic_ncols=True, disable=not session.progress) as bar:
-            for start in mine:
-                items = list(range(start, min(start + PART_SIZE, work.size)))
-                if start not in done:
-                    began = time.perf_counter()
-                    played[start] = work.record(start, work.play(items), len(items), time.perf_counter() - began)
-                    if log is not None:
-                        log.append([played[start]])
-                bar.update(len(items))
-    finally:
-        if log is not None:
-            log.close()
-    session.group.barrier()
-    every = out.parts(work.kind) if out is not None and (topology.is_main or topology.shard) else {**done, **played}
-    return PartsDone(every, done, mine)
-
-
-def check_owned(found: dict, size: int, index: int, count: int, where: str) -> None:
-    """A shard's logged parts are its own, and it holds all of them."""
-    for start in found:
-        if owner_of(start // PART_SIZE, 1, count) != index:
-            raise UserError(f"{where} holds part {start} of another shard")
-    missing = [s for s in owned_parts(size, index, count) if s not in found]
-    if missing:
-        raise UserError(f"{where} lacks items {missing[0]}-{min(missing[0] + PART_SIZE, size) - 1} "
-                        f"({len(missing)} parts); rerun it with --resume")

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field, replace
 from .data import Table, load_table, table_from_records
 from .episodes import EpisodePlan
 from .errors import UserError
-from .estimators import ESTIMATORS
+from .estimators import ESTIMATORS, Estimator
 from .fingerprint import content_hash, records_hash
+from .methods import METHODS
 from .metrics import Metric, resolve_metric
 from .scoring import WEIGHTINGS
 from .select_config import SelectConfig, default_episode_batch
@@ -28,18 +29,21 @@ class RunInputs:
     plan: EpisodePlan | None  # None for methods that play no episodes
     max_new_tokens: int
     fingerprint: dict = field(default_factory=dict)
-    estimator: object = None  # estimators.ESTIMATORS entry
+    estimator: Estimator | None = None  # its ESTIMATORS entry
 
     @property
     def instruction(self) -> str:
         return self.config.instruction or self.task.instruction
 
 
-def check_inputs(config: SelectConfig, records: list[dict] | None = None, plays_episodes: bool = True) -> RunInputs:
+def check_inputs(config: SelectConfig, records: list[dict] | None = None, method=None) -> RunInputs:
     """Load and check the pool, validation set, task and metric of a selection, and the episode plan of a
-    method that plays episodes."""
+    method that plays episodes. The configuration is resolved here, once, into a copy (the estimator's
+    overrides, the default episode batch): the caller's object is never changed."""
+    method = method if method is not None else METHODS.get(config.method)
+    plays_episodes = method.plays_episodes
     estimator = ESTIMATORS.get(config.estimator)
-    config = replace(config, **estimator.overrides(config)) if plays_episodes else config
+    config = replace(config, **(estimator.overrides(config) if plays_episodes else {}))
     task = load_task(config.task)
     metric_name = config.metric or task.metric
     metric = resolve_metric(metric_name)
@@ -72,12 +76,6 @@ def check_inputs(config: SelectConfig, records: list[dict] | None = None, plays_
         "rounds": config.rounds, "seed": config.seed, "query_source": plan.query_source if plan else None,
         "query_mode": config.query_mode, "max_new_tokens": max_new_tokens, "max_length": config.max_length,
         "scoring": config.scoring, "max_retries": config.max_retries, "dtype": config.dtype,
-        "episode_batch": config.episode_batch, "method": config.method,
-        **({"anchors": config.anchors} if config.method == "nuggets" else {}),
-        **({"target_reliability": config.target_reliability, "max_rounds": config.max_rounds,
-            "weighting": config.weighting}  # the paper estimator's reliability, and so where auto stops, depends on it
-           if plays_episodes and config.rounds == "auto" else {}),
-        **({"estimator": estimator.name, "panel": config.panel, "coherence_weight": config.coherence_weight}
-           if plays_episodes and estimator.name != "paper" else {}),
+        "episode_batch": config.episode_batch, "method": config.method, **method.fingerprint(config, estimator),
     }
     return RunInputs(config, table, examples, queries, task, metric, plan, max_new_tokens, fingerprint, estimator)

@@ -73,13 +73,13 @@ def merge(config: MergeConfig) -> None:
             shard_config[name] = getattr(config, name)
     select_config = SelectConfig(**shard_config)
     method = METHODS.get(select_config.method)
-    inputs = check_inputs(select_config, plays_episodes=method.plays_episodes)
+    inputs = check_inputs(select_config, method=method)
     if inputs.fingerprint != first["fingerprint"]:
         raise UserError("the pool or settings changed since the shards ran "
                         f"({describe_differences(first['fingerprint'], inputs.fingerprint)})")
 
     pairs = list(zip(shards, infos))
-    embedded = merge_embedding(plan_embeddings(inputs, method), pairs, len(inputs.examples))
+    embedded = merge_embedding(inputs, plan_embeddings(inputs, method), pairs)
     scored = method.merge(inputs, pairs, embedded)
     out = RunDirectory(config.out)
     out.check(inputs.fingerprint, resume=False, overwrite=config.overwrite)

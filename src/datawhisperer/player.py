@@ -7,15 +7,13 @@ tries: scores never depend on how the work was spread over processes, shards or 
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .answers import parse_numbered_answers
-from .episodes import Episode, owner_of
+from .episodes import Episode
 from .metrics import wants_complete_answers
 from .prompts import PromptBuilder
 from .scoring import EpisodeOutcome, normalise
@@ -24,7 +22,6 @@ from .vectors import encode
 
 if TYPE_CHECKING:
     from .inputs import RunInputs
-    from .runlogs import EpisodeLog
 
 
 MARKER_TOKENS = 8  # "\n\n[12] " in any tokenizer, with room to spare
@@ -160,49 +157,32 @@ class EpisodePlayer:
                 outcome.answer_logprobs = [[float(x) for x in tokens] for tokens in result.answer_logprobs]
 
 
-def share_of(plan, group_size: int, rank: int, world_size: int) -> list[list[Episode]]:
-    """This rank's groups: consecutive planned episodes, `group_size` at a time; group k goes to rank k mod N.
+def episode_groups(plan, group_size: int) -> list[list[Episode]]:
+    """Consecutive planned episodes, `group_size` at a time: the units of work (group k goes to rank k mod N).
     Groups are fixed by the plan, so what a batch holds never depends on how the work is spread."""
     episodes = plan.episodes()
-    groups = [episodes[k: k + group_size] for k in range(0, len(episodes), group_size)]
-    return [group for group in groups if owner_of(group[0].id, group_size, world_size) == rank]
+    return [episodes[k: k + group_size] for k in range(0, len(episodes), group_size)]
 
 
-def play_share(player: EpisodePlayer, rank: int, world_size: int, done: dict, log: EpisodeLog | None,
-               progress: bool, only_round: int | None = None, desc: str = "scoring") -> list[EpisodeOutcome]:
-    """Play this rank's share of the plan with every later try (plan.next_try); skip what `done` holds.
+def play_group_tries(player: EpisodePlayer, group: list[Episode], done: dict, log) -> list[EpisodeOutcome]:
+    """One group's episodes with every later try (plan.next_try); skip what `done` holds.
 
     A group's episodes take their k-th tries together, in one batch. A try depends only on its episode's
     own earlier outcomes, so the batches, like the plan, never depend on how the work is spread. A batch
     whose outcomes are all in `done` is skipped; a partly finished one is replayed whole (so its numbers
-    are those of an uninterrupted run) and only the missing outcomes are appended. `only_round`: play one
-    round of the plan (--rounds auto decides after each round whether to play the next)."""
-    plan = player.inputs.plan
-    max_retries = player.inputs.config.max_retries
-    groups = share_of(plan, player.inputs.config.episode_batch, rank, world_size)
-    if only_round is not None:
-        groups = [kept for group in groups if (kept := [e for e in group if e.round == only_round])]
+    are those of an uninterrupted run) and only the missing outcomes are logged (`log` skips what `done` has)."""
+    plan, max_retries = player.inputs.plan, player.inputs.config.max_retries
     outcomes: list[EpisodeOutcome] = []
-    failures = 0
-    bar = tqdm(total=sum(map(len, groups)), disable=not progress, unit="episode", desc=desc, file=sys.stderr,
-               dynamic_ncols=True)
-    for group in groups:
-        histories: dict[int, list[EpisodeOutcome]] = {e.id: [] for e in group}
-        while batch := [t for e in group if (t := plan.next_try(e, histories[e.id], max_retries)) is not None]:
-            keys = [(e.id, e.attempt) for e in batch]
-            if all(key in done for key in keys):
-                results = [done[key] for key in keys]
-            else:
-                fresh = player.play_group(batch)
-                if log is not None:
-                    log.append([o for key, o in zip(keys, fresh) if key not in done])
-                results = [done.get(key, outcome) for key, outcome in zip(keys, fresh)]
-            for episode, outcome in zip(batch, results):
-                histories[episode.id].append(outcome)
-            outcomes.extend(results)
-            failures += sum(o.failed for o in results)
-        bar.update(len(group))
-        if failures:
-            bar.set_postfix(failed=failures)
-    bar.close()
+    histories: dict[int, list[EpisodeOutcome]] = {e.id: [] for e in group}
+    while batch := [t for e in group if (t := plan.next_try(e, histories[e.id], max_retries)) is not None]:
+        keys = [(e.id, e.attempt) for e in batch]
+        if all(key in done for key in keys):
+            results = [done[key] for key in keys]
+        else:
+            fresh = player.play_group(batch)
+            log(fresh)
+            results = [done.get(key, outcome) for key, outcome in zip(keys, fresh)]
+        for episode, outcome in zip(batch, results):
+            histories[episode.id].append(outcome)
+        outcomes.extend(results)
     return outcomes

@@ -36,8 +36,9 @@ def import_object(spec: str) -> object:
 class Registry(Generic[T]):
     """A named collection. Entries may be objects or lazy 'module:attr' strings."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, protocol: type | None = None) -> None:
         self.kind = kind
+        self.protocol = protocol  # a runtime-checkable Protocol every entry must satisfy, checked when it loads
         self._entries: dict[str, T | str] = {}
 
     def register(self, name: str, obj: T | str | None = None) -> Callable[[T], T] | None:
@@ -66,6 +67,8 @@ class Registry(Generic[T]):
         entry = self._entries[name]
         if isinstance(entry, str):
             entry = import_object(entry)  # lazy: heavy optional backends load only when asked for
+            if self.protocol is not None and not isinstance(entry, self.protocol):
+                raise TypeError(f"{self.kind} {name!r} ({type(entry).__name__}) is not a {self.protocol.__name__}")
             self._entries[name] = entry
         return entry  # type: ignore[return-value]
 

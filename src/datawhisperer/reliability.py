@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How a run's reliability is worded for a method or an estimator (its registry entry carries it), and
+    what to do when it is low."""
+
+    label: str  # "the paper estimator", "nuggets"
+    advice: str = "another seed, and compare"  # when the projected reliability is low
+    unknown: str | None = None  # when nothing could be projected
 
 
 def ranks(values: np.ndarray) -> np.ndarray:
@@ -73,9 +84,9 @@ def _rounded(value: float) -> float | None:
     return None if not np.isfinite(value) else round(float(value), 4)
 
 
-def describe(reliability: dict) -> str:
+def describe(reliability: dict, wording: Wording) -> str:
     """A run's reliability entry in one sentence (the summary line, the HTML report)."""
-    who = reliability["estimator"] + (" estimator" if reliability["estimator"] in ("paper", "calibrated") else "")
+    who = wording.label
     halves, projected = reliability.get("split_half_spearman"), reliability.get("projected")
     if halves is None and projected is not None:
         return f"Reliability ({who}): {projected:.2f} by design ({reliability['split']})."
@@ -88,18 +99,15 @@ def describe(reliability: dict) -> str:
             "about how well a new seed's ranking would agree with this one (1 = the same ranking, 0 = chance).")
 
 
-def verdict(reliability: dict | None) -> str | None:
+def verdict(reliability: dict | None, wording: Wording) -> str | None:
     """A plain warning when the projected reliability says the ranking is mostly noise."""
     if not reliability or reliability.get("split_half_spearman") is None:
         return None  # nothing measured (random: 0 by design, which its user chose)
     if reliability.get("projected") is None:
-        return ("how far this ranking would survive another seed is unknown (on BioInstruct two seeds' one-round "
-                "rankings agreed at 0.11); use --rounds 2 or more, --rounds auto, or --estimator calibrated")
+        return wording.unknown or "how far this ranking would survive another seed is unknown"
     projected = reliability["projected"]
     if projected >= 0.6:
         return None
     level = "mostly noise" if projected < 0.3 else "noisy"
-    advice = {"calibrated": "a larger --panel or --rounds auto", "nuggets": "more --anchors"}.get(
-        reliability.get("estimator"), "--estimator calibrated, or more --rounds")
     return (f"the ranking is {level}: its split-half reliability projects to {projected:.2f} (1 = the same ranking "
-            f"with another seed, 0 = chance); use {advice}")
+            f"with another seed, 0 = chance); use {wording.advice}")

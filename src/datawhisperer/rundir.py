@@ -180,6 +180,16 @@ class RunDirectory:
         for rank_log in self.path.glob("episodes.rank-*.jsonl"):
             rank_log.unlink()
 
+    # --- any step's log, by kind (executor.py) -------------------------------------------------------------
+
+    def log(self, kind: str, rank: int | None = None, world_size: int = 1) -> AppendLog:
+        """The log a process appends a step's records to: "episodes", "parts" or "embedded"."""
+        return self.episode_log(rank, world_size) if kind == "episodes" else self.part_log(rank, world_size, kind)
+
+    def records(self, kind: str) -> dict:
+        """Every record of a step in the run's logs (its own and any rank's), by key."""
+        return self.outcomes() if kind == "episodes" else self.parts(kind)
+
     # --- a baseline's scored parts ------------------------------------------------------------------------
 
     def part_log(self, rank: int | None = None, world_size: int = 1, kind: str = "parts") -> AppendLog:

@@ -25,6 +25,10 @@ class ScoredPart:
     halves: tuple[list[float | None], list[float | None]] | None = None
     seconds: float | None = None  # what scoring the part took (a resumed run is charged for it)
 
+    @property
+    def count(self) -> int:
+        return len(self.scores)
+
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if v is not None})
 
@@ -46,6 +50,10 @@ class EmbeddedPart:
     start: int
     vectors: list[str | None]
     seconds: float | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.vectors)
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if v is not None})

@@ -15,9 +15,10 @@ from .backends import BACKENDS, load_backend
 from .distributed import Group, Topology, detect
 from .embedding import Embeddings, plan_embeddings, run_embedding
 from .errors import UserError
+from .executor import run_method
 from .inputs import RunInputs, check_inputs
 from .memory import peak_memory, reset_peak_memory
-from .methods import METHODS, Scored, Session, ShardDone
+from .methods import METHODS, Scored, Session, ShardDone, wording_of
 from .reliability import describe, verdict
 from .rundir import RunDirectory
 from .select_config import SelectConfig
@@ -95,8 +96,9 @@ def reliability_line(reliability: dict | None) -> str:
     """What the run says of its own ranking: the split-half figure, and a plain warning when it is low."""
     if not reliability:
         return ""
-    warning = verdict(reliability)
-    return "\n" + describe(reliability) + (f"\nWarning: {warning}." if warning else "")
+    wording = wording_of(reliability["estimator"])
+    warning = verdict(reliability, wording)
+    return "\n" + describe(reliability, wording) + (f"\nWarning: {warning}." if warning else "")
 
 
 def _guarded(group: Group, step):
@@ -138,7 +140,7 @@ def _preflight(config: SelectConfig, inputs: RunInputs, out: RunDirectory | None
 
 def _select(config: SelectConfig, records, backend, topology: Topology, group: Group) -> Selection | None:
     method = _guarded(group, lambda: METHODS.get(config.method))
-    inputs = _guarded(group, lambda: check_inputs(config, records, method.plays_episodes))
+    inputs = _guarded(group, lambda: check_inputs(config, records, method))
     out = RunDirectory(config.out) if config.out else None
     quiet = config.quiet or not topology.owns_output
     log_line = (lambda m: None) if quiet else stderr
@@ -163,12 +165,12 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
         start = time.perf_counter()
         if out is not None and topology.owns_output:  # only now, with the model loaded, does --out change
             out.claim(config.overwrite)
-            out.write_info({"status": "running", "fingerprint": inputs.fingerprint, "config": config.to_dict()})
+            out.write_info({"status": "running", "fingerprint": inputs.fingerprint, "config": inputs.config.to_dict()})
         group.barrier()
         session = Session(inputs, out, topology, group, load, log_line, progress=not quiet)
         embedded = run_embedding(session, plan_embeddings(inputs, method))
         session.embeddings = embedded
-        scored = method.run(session)
+        scored = run_method(session, method)
         if scored is None:
             return None
         timings = {"selection_seconds": round(time.perf_counter() - start, 3),

@@ -104,7 +104,10 @@ class Aggregate:
     scorings: np.ndarray  # query scorings received
 
 
-def aggregate(outcomes: Iterable[EpisodeOutcome], n_pool: int, weighting: str = "paper") -> Aggregate:
+DEFAULT_WEIGHTING = "paper"
+
+
+def aggregate(outcomes: Iterable[EpisodeOutcome], n_pool: int, weighting: str = DEFAULT_WEIGHTING) -> Aggregate:
     finished = [o for o in outcomes if not o.failed]
     weigh = WEIGHTINGS.get(weighting)
     slot_means = slot_mean_weights(finished)

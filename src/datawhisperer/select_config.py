@@ -10,6 +10,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 
 from .errors import UserError
+from .estimators import DEFAULT_ESTIMATOR
+from .scoring import DEFAULT_WEIGHTING
 from .selection import parse_budget
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -67,8 +69,8 @@ class SelectConfig:
     max_length: int | None = option(None, "longest prompt + answer in tokens (default: the model's context)")
     scoring: str = option("generate", "generate: greedy answers scored by the metric (the paper's); "
                         "likelihood: no decoding, the gold answer's mean token probability", choices=SCORINGS)
-    weighting: str = option("paper", "demonstration weights: paper (attention), uniform, debiased")
-    estimator: str = option("paper", "how episodes become scores: paper (the paper's: --n-demos demonstrations, "
+    weighting: str = option(DEFAULT_WEIGHTING, "demonstration weights: paper (attention), uniform, debiased")
+    estimator: str = option(DEFAULT_ESTIMATOR, "how episodes become scores: paper (the paper's: --n-demos demonstrations, "
                             "fresh queries, attention x score) or calibrated (each example alone before a fixed "
                             "panel of queries, gold-answer tokens standardised: stable across seeds)")
     panel: int = option(8, "calibrated: queries in the fixed panel (more: more reliable, slower)")
@@ -99,16 +101,11 @@ class SelectConfig:
 
         STRATEGIES.get(self.strategy)
         self.strategy_options  # noqa: B018 (checks drop, strata and score-weight)
-        if self.panel < 2:
-            raise UserError(f"panel must be at least 2, got {self.panel}")
         if self.answer_tokens < 1:
             raise UserError(f"answer-tokens must be at least 1, got {self.answer_tokens}")
         self.rounds = _rounds(self.rounds)
         if not 0 < self.target_reliability <= 1:
             raise UserError(f"target-reliability must be in (0, 1], got {self.target_reliability}")
-        if self.rounds == "auto" and self.shard is not None and self.method == "datawhisperer":
-            raise UserError("--rounds auto decides from the whole run's reliability, which a shard cannot see: "
-                            "give --rounds N with --shard")
         for name in ("n_demos", "n_queries", "rounds", "max_rounds", "episode_batch"):
             if getattr(self, name) not in (None, "auto") and getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -132,6 +129,9 @@ class SelectConfig:
         if self.scoring == "likelihood" and self.query_mode == "multi":
             raise UserError("--scoring likelihood scores each query's gold answer after its own query: "
                             "use it with --query-mode single")
+        from .methods import METHODS
+
+        METHODS.get(self.method).check(self)  # what only the chosen method (and its estimator) reads
 
     @property
     def strategy_options(self):

@@ -8,6 +8,7 @@ batch company), so scores never depend on how the work was spread over ranks, sh
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -15,10 +16,14 @@ from typing import TYPE_CHECKING
 from .embedding import recorded_embeddings
 from .episodes import EpisodePlan, owner_of
 from .errors import UserError
+from .estimators import ESTIMATORS
+from .executor import Executed, Work, merge_shards
 from .inputs import RunInputs
-from .methods import Scored, Session, ShardDone
-from .player import EpisodePlayer, play_share
-from .scoring import EpisodeOutcome, unscored_examples
+from .methods import MethodDefaults, Scored, ShardDone
+from .player import EpisodePlayer, episode_groups, play_group_tries
+from .reliability import Wording
+from .scoring import WEIGHTINGS, EpisodeOutcome, unscored_examples
+from .select_config import SelectConfig
 
 if TYPE_CHECKING:
     from .rundir import RunDirectory
@@ -78,83 +83,125 @@ def credit(inputs: RunInputs, outcomes: dict, info: dict) -> Scored:
                   recorded_embeddings(ordered, n_pool))
 
 
-def play_until_reliable(session: Session, player: EpisodePlayer, done: dict, log) -> tuple[list, dict]:
-    """--rounds auto: play the plan a round at a time; after each, every rank reads every outcome so far and
-    measures the estimator's split-half reliability, so all decide alike (and a resumed run decides as the
-    first sitting did): stop once it reaches --target-reliability, or after --max-rounds."""
-    inputs, topology, out, config = session.inputs, session.topology, session.out, session.inputs.config
-    mine: list[EpisodeOutcome] = []
-    by_round: list[float | None] = []
+def episode_work(inputs: RunInputs, backend) -> Work:
+    """The plan's episode groups as the executor's units; with --rounds auto one stage per round, after which
+    every rank reads every outcome so far and measures the estimator's split-half reliability, so all decide
+    alike (and a resumed run decides as the first sitting did): stop once it reaches --target-reliability,
+    or after --max-rounds."""
+    config, estimator = inputs.config, inputs.estimator
+    group_size = config.episode_batch
+    groups = episode_groups(inputs.plan, group_size)
+    state: dict = {}
+    player: list[EpisodePlayer] = []  # made on first use: the model loads once a unit is played
+
+    def play(group, done: dict, log) -> list[EpisodeOutcome]:
+        if not player:
+            player.append(EpisodePlayer(inputs, backend()))
+            state["player"] = player[0]
+        return play_group_tries(player[0], group, done, log)
+
+    def owner(group, world: int) -> int:
+        return owner_of(group[0].id, group_size, world)
+
+    def missing(found: dict, index: int, count: int) -> list:
+        return missing_episodes(inputs.plan, config.max_retries, found, (index, count), group_size)
+
+    work = Work("episodes", [groups], owner, play, key=lambda o: (o.episode, o.attempt),
+                owner_of_record=lambda o, world: owner_of(o.episode, group_size, world), missing=missing,
+                size=len, postfix=lambda done: {"failed": n} if (n := sum(o.failed for o in done)) else {},
+                state=state)
+    if config.rounds != "auto":
+        return work
     cap = inputs.plan.rounds  # --max-rounds, or fewer where the query source runs out of new panels
-    for rnd in range(cap):
-        reached = f", reliability so far {by_round[-1]:.2f}" if by_round and by_round[-1] is not None else ""
-        mine += play_share(player, topology.rank, topology.world_size, done, log, session.progress, only_round=rnd,
-                           desc=f"round {rnd + 1}/{cap}{reached}")
-        session.group.barrier()  # every rank's log is fsync'ed a batch at a time: all read the same outcomes
-        outcomes = out.outcomes() if out is not None else {(o.episode, o.attempt): o for o in mine}
+    by_round: list[float | None] = []
+    state["auto"] = {"rounds_played": 0, "rounds_cap": cap, "reliability_by_round": by_round}
+    work.stages = [[kept for group in groups if (kept := [e for e in group if e.round == rnd])] for rnd in range(cap)]
+
+    def after_round(rnd: int, outcomes: dict) -> bool:
         ordered = [outcomes[key] for key in sorted(outcomes) if outcomes[key].round <= rnd]  # a resume may hold more
-        by_round.append(inputs.estimator.reliability(ordered, len(inputs.examples), config)["projected"])
-        if rnd + 1 >= inputs.estimator.min_auto_rounds and (by_round[-1] or 0.0) >= config.target_reliability:
-            break
-    return mine, {"rounds_played": len(by_round), "rounds_cap": cap, "reliability_by_round": by_round}
+        by_round.append(estimator.reliability(ordered, len(inputs.examples), config)["projected"])
+        state["auto"]["rounds_played"] = len(by_round)
+        return not (rnd + 1 >= estimator.min_auto_rounds and (by_round[-1] or 0.0) >= config.target_reliability)
+
+    def describe(rnd: int) -> str:
+        reached = f", reliability so far {by_round[-1]:.2f}" if by_round and by_round[-1] is not None else ""
+        return f"round {rnd + 1}/{cap}{reached}"
+
+    work.after_stage, work.describe_stage = after_round, describe
+    return work
+
+
+_BENCH_NAME = re.compile(r"datawhisperer(?:-(?P<weighting>[a-z_]+))?(?:-r(?P<rounds>\d+))?")
 
 
 @dataclass(frozen=True)
-class DataWhisperer:
+class DataWhisperer(MethodDefaults):
+    name: str = "datawhisperer"
     needs_model: bool = True
     plays_episodes: bool = True
+    seeded: bool = True
+    wording: Wording = Wording("Data Whisperer")  # a run's reliability is its estimator's, worded by the estimator
+
+    def check(self, config) -> None:
+        if config.rounds == "auto" and config.shard is not None:
+            raise UserError("--rounds auto decides from the whole run's reliability, which a shard cannot see: "
+                            "give --rounds N with --shard")
+        ESTIMATORS.get(config.estimator).check(config)
+
+    def fingerprint(self, config, estimator) -> dict:
+        auto = {"target_reliability": config.target_reliability, "max_rounds": config.max_rounds,
+                "weighting": config.weighting}  # the paper estimator's reliability, and so where auto stops
+        return {**(auto if config.rounds == "auto" else {}), **estimator.fingerprint(config)}
+
+    def bench_names(self) -> list[str]:
+        return [f"{self.name}-{w}" for w in WEIGHTINGS.names()] + \
+            [f"{self.name}-{e}" for e in ESTIMATORS.names() if e not in WEIGHTINGS]
+
+    def parse_bench_name(self, name: str) -> dict | None:
+        """datawhisperer[-<weighting>][-r<rounds>] (the paper estimator) or datawhisperer-<estimator>."""
+        estimator = name.removeprefix(f"{self.name}-")
+        if estimator in ESTIMATORS and estimator not in WEIGHTINGS:
+            return {"base": self.name, "weighting": None, "rounds": 1, "estimator": estimator}
+        match = _BENCH_NAME.fullmatch(name)
+        weighting = match["weighting"] or SelectConfig.__dataclass_fields__["weighting"].default if match else None
+        if weighting not in WEIGHTINGS:
+            return None
+        rounds = int(match["rounds"] or 1)
+        if rounds < 1:
+            raise UserError(f"method {name!r}: rounds must be at least 1")
+        return {"base": self.name, "weighting": weighting, "rounds": rounds}
 
     def records_embeddings(self, inputs: RunInputs) -> bool:
         return inputs.estimator.records_embeddings(inputs.config)
 
-    def run(self, session: Session) -> Scored | ShardDone | None:
-        inputs, topology, out = session.inputs, session.topology, session.out
-        done = out.outcomes() if out is not None else {}
-        session.group.barrier()  # everyone has read the old logs before anyone appends
-        log = None
-        if out is not None:
-            log = out.episode_log(topology.rank, topology.world_size) if topology.launched else out.episode_log()
-        player = EpisodePlayer(inputs, session.backend)
-        auto: dict = {}
-        try:
-            if inputs.config.rounds == "auto":
-                mine, auto = play_until_reliable(session, player, done, log)
-                inputs = replace(inputs, plan=replace(inputs.plan, rounds=auto["rounds_played"]))
-            else:
-                mine = play_share(player, topology.rank, topology.world_size, done, log, progress=session.progress)
-        finally:
-            if log is not None:
-                log.close()
-        session.group.barrier()
-        played = {**auto, "resumed_episodes": len(done),
-                  # what the resumed episodes cost when an earlier sitting played them
-                  "resumed_episode_seconds": round(sum(o.seconds for o in done.values()), 3),
-                  "played_episodes": player.played, "world_size": topology.world_size}
-        description = session.backend.description
-        if topology.shard:
-            info = {**episode_info(inputs, mine, description), **played}
-            return ShardDone(info, f"{info['episodes']} episodes ({info['failed_episodes']} failed)")
-        if not topology.is_main:
-            return None
-        outcomes = out.outcomes() if out is not None else {(o.episode, o.attempt): o for o in mine}
-        return credit(inputs, outcomes, {**episode_info(inputs, list(outcomes.values()), description), **played})
+    def work(self, inputs: RunInputs, backend) -> Work:
+        return episode_work(inputs, backend)
+
+    def _played(self, inputs: RunInputs, executed: Executed, world_size: int) -> tuple[RunInputs, dict]:
+        """The plan as played (--rounds auto: the rounds it decided on) and what this sitting did."""
+        state = executed.work.state
+        auto = state.get("auto", {})
+        if auto:
+            inputs = replace(inputs, plan=replace(inputs.plan, rounds=auto["rounds_played"]))
+        player = state.get("player")
+        return inputs, {**auto, "resumed_episodes": len(executed.resumed),
+                        # what the resumed episodes cost when an earlier sitting played them
+                        "resumed_episode_seconds": round(sum(o.seconds for o in executed.resumed.values()), 3),
+                        "played_episodes": player.played if player else 0, "world_size": world_size}
+
+    def result(self, inputs: RunInputs, executed: Executed, sitting: dict) -> Scored:
+        inputs, played = self._played(inputs, executed, sitting["world_size"])
+        outcomes = executed.records
+        return credit(inputs, outcomes, {**episode_info(inputs, list(outcomes.values()), sitting["model"]), **played})
+
+    def shard_result(self, inputs: RunInputs, executed: Executed, sitting: dict) -> ShardDone:
+        inputs, played = self._played(inputs, executed, sitting["world_size"])
+        info = {**episode_info(inputs, executed.mine, sitting["model"]), **played}
+        return ShardDone(info, f"{info['episodes']} episodes ({info['failed_episodes']} failed)")
 
     def merge(self, inputs: RunInputs, shards: list[tuple[RunDirectory, dict]], embeddings=None) -> Scored:
-        config = inputs.config
-        outcomes: dict[tuple[int, int], EpisodeOutcome] = {}
-        for shard, info in shards:
-            index, count = info["shard"]["index"], info["shard"]["count"]
-            for key, outcome in shard.outcomes().items():
-                if owner_of(outcome.episode, config.episode_batch, count) != index:
-                    raise UserError(f"{shard.path} (shard {index}/{count}) holds episode {outcome.episode} of "
-                                    "another shard")
-                outcomes[key] = outcome
-            missing = missing_episodes(inputs.plan, config.max_retries, outcomes, (index, count), config.episode_batch)
-            if missing:
-                raise UserError(f"{shard.path} (shard {index}/{count}) lacks {len(missing)} episodes "
-                                f"(first: {missing[0]})")
-        model = shards[0][1]["model"]
-        return credit(inputs, outcomes, episode_info(inputs, list(outcomes.values()), model))
+        outcomes = merge_shards(self.work(inputs, backend=None), shards)
+        return credit(inputs, outcomes, episode_info(inputs, list(outcomes.values()), shards[0][1]["model"]))
 
 
 DATA_WHISPERER = DataWhisperer()

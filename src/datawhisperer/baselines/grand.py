@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import Baseline
+
 
 def grand_scores(context, indices: list[int]) -> np.ndarray:
     """The gradient norm of each gold answer's loss after its zero-shot prompt, on the sequence fine-tuning
@@ -12,3 +14,6 @@ def grand_scores(context, indices: list[int]) -> np.ndarray:
     backend, builder = context.backend, context.builder
     return np.array([norm for i in indices for norm in backend.gradient_norms([builder.render_completion(
         context.examples[i])])], dtype=np.float64)
+
+
+GRAND = Baseline("grand", "datawhisperer.baselines.grand:grand_scores")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import Baseline
+
 
 def _answer_nll(context, indices: list[int]) -> np.ndarray:
     """Mean per-token negative log-likelihood of each gold answer after its zero-shot prompt."""
@@ -25,3 +27,7 @@ def ifd_scores(context, indices: list[int]) -> np.ndarray:
     alone = context.backend.loglikelihood([("", context.examples[i].answer) for i in indices])
     unconditioned = np.array([-total / max(n, 1) for total, n in alone], dtype=np.float64)
     return conditioned / np.maximum(unconditioned, 1e-6)
+
+
+PERPLEXITY = Baseline("perplexity", "datawhisperer.baselines.likelihood:perplexity_scores")
+IFD = Baseline("ifd", "datawhisperer.baselines.likelihood:ifd_scores")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..methods import Measured
 from ..prompts import EpisodePrompt
+from .base import Baseline, Measured
 
 
 def golden_score(gain: np.ndarray) -> float:
@@ -37,3 +37,7 @@ def nuggets_scores(context, indices: list[int]) -> Measured:
         for parity, half in enumerate(halves):
             half[k] = golden_score(gain[parity::2]) if len(gain[parity::2]) else np.nan
     return Measured(scores, halves)
+
+
+NUGGETS = Baseline("nuggets", "datawhisperer.baselines.nuggets:nuggets_scores", seeded=True, options=("anchors",),
+                   split="anchors", advice="more --anchors")

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..episodes import EpisodePlan
-from ..methods import Scored, ShardDone
+from ..methods import MethodDefaults, Scored, ShardDone
+from ..reliability import Wording
 
 if TYPE_CHECKING:
     from ..embedding import Embeddings
     from ..inputs import RunInputs
-    from ..methods import Session
 
 
 def similarity_scores(pool: np.ndarray, targets: np.ndarray | None, seed: int) -> np.ndarray:
@@ -41,17 +41,22 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class RepresentationSimilarity:
+class RepresentationSimilarity(MethodDefaults):
+    name: str = "rds"
     needs_model: bool = True
     plays_episodes: bool = False
+    seeded: bool = True  # without --val the fold split is seeded (with it, every seed gives the same scores)
     needs_embeddings: bool = True  # all its work is the run's embedding step
+    wording: Wording = Wording("rds")
 
-    def run(self, session: Session) -> Scored | ShardDone | None:
-        if session.topology.shard:
-            return ShardDone({"method": "rds"}, f"{len(session.inputs.examples)} examples' embeddings")
-        if not session.topology.is_main:
-            return None
-        return self._result(session.inputs, session.embeddings)
+    def work(self, inputs: RunInputs, backend) -> None:
+        return None
+
+    def result(self, inputs: RunInputs, executed, sitting: dict) -> Scored:
+        return self._result(inputs, sitting["embeddings"])
+
+    def shard_result(self, inputs: RunInputs, executed, sitting: dict) -> ShardDone:
+        return ShardDone({"method": self.name}, f"{len(inputs.examples)} examples' embeddings")
 
     def merge(self, inputs: RunInputs, shards, embeddings: Embeddings | None = None) -> Scored:
         return self._result(inputs, embeddings)
@@ -59,7 +64,7 @@ class RepresentationSimilarity:
     def _result(self, inputs: RunInputs, embeddings: Embeddings) -> Scored:
         scores = similarity_scores(embeddings.pool, embeddings.targets, inputs.config.seed)
         target = "the --val examples" if embeddings.targets is not None else "the other fold of the pool"
-        return Scored(scores, np.zeros(len(scores), dtype=np.int64), {"method": "rds", "similar_to": target})
+        return Scored(scores, np.zeros(len(scores), dtype=np.int64), {"method": self.name, "similar_to": target})
 
 
 RDS = RepresentationSimilarity()

@@ -44,10 +44,12 @@ def seed_agreement(out: Path, methods: list[str], seeds: list[int]) -> list[dict
             continue
         scores = {seed: method_scores(run, method) for seed, run in runs.items()}
         n = len(next(iter(scores.values())))
-        projected = [(run.info().get("reliability") or {}).get("projected") for run in runs.values()]
+        infos = [run.info() for run in runs.values()]
+        projected = [(info.get("reliability") or {}).get("projected") for info in infos]
+        # a weighting other than the run's own re-credits its episodes: the run's figure is not this ranking's
+        own = all(method.weighting in (None, info["config"].get("weighting")) for info in infos)
         row = {"method": name, "seeds": sorted(scores), **seed_to_seed(scores, TOPS),
-               "split_half_projected": float(np.mean(projected)) if None not in projected and method.weighting
-               in (None, "paper") else None}
+               "split_half_projected": float(np.mean(projected)) if None not in projected and own else None}
         for k in TOPS:
             row[f"top{k}_chance"] = min(k, n) ** 2 / n
         rows.append(row)

@@ -92,11 +92,6 @@ def passed_on(name: str, *commands: str, help: str | None = None) -> Any:
     return field(default=owners[0].default, metadata={"help": text, "passed_on": {c: name for c in commands}})
 
 
-ALL_METHODS = ("datawhisperer-paper", "datawhisperer-uniform", "datawhisperer-debiased", "random", "perplexity",
-               "ifd", "nuggets", "grand", "length")
-SEEDED_BASELINES = {"random", "nuggets", "rds"}
-
-
 @dataclass
 class BenchConfig:
     """The bench's own options, and the options it passes on to each stage (`passed_on`). The field names
@@ -108,9 +103,7 @@ class BenchConfig:
     task: str = passed_on("task", SELECT, FINETUNE, EVALUATE)
     input_field: str | None = passed_on("input_field", SELECT, FINETUNE, EVALUATE)
     output_field: str | None = passed_on("output_field", SELECT, FINETUNE, EVALUATE)
-    methods: list[str] = option(ALL_METHODS, "methods: datawhisperer-<paper|uniform|debiased|calibrated>[-r<rounds>], "
-                              "random, perplexity, ifd, nuggets, grand, length, rds, each optionally ending in "
-                              "-<strategy> (-stratified, -diverse; default top); one or more", repeat=True)
+    methods: list[str] = option((), "methods", repeat=True, help_from="datawhisperer.harness.command_configs:methods_help")
     budgets: list[str] = option(("0.05", "0.1"), "budgets: fractions of the pool or numbers of examples; one or more",
                                 repeat=True)
     val: str | None = passed_on("val", SELECT, help="target-task examples the selectors are given (select's --val)")
@@ -145,7 +138,10 @@ class BenchConfig:
     quiet: bool = passed_on("quiet", SELECT, FINETUNE, EVALUATE, help="no progress bars or [bench] lines")
 
     def __post_init__(self) -> None:
+        from ..methods import bench_names
+
         self.methods, self.budgets, self.seeds = list(self.methods), list(self.budgets), [int(s) for s in self.seeds]
+        self.methods = self.methods or bench_names()
         for raw in self.budgets:
             parse_budget(raw)
         for method in self.methods:
@@ -188,61 +184,56 @@ class BenchConfig:
             raise UserError(message) from None
 
 
+DEFAULT_ESTIMATOR = SelectConfig.__dataclass_fields__["estimator"].default
+
+
 class BenchMethod(NamedTuple):
-    base: str  # a selection method: datawhisperer or a baseline
+    base: str  # a selection method's registry name
     weighting: str | None  # Data Whisperer's demonstration weighting; None for a baseline
     rounds: int
-    estimator: str = "paper"  # Data Whisperer's estimator (estimators.py)
+    estimator: str = DEFAULT_ESTIMATOR  # Data Whisperer's estimator (estimators.py)
     strategy: str = "top"  # how the budget is filled from the run's scores (strategies.py)
 
     @property
     def run_name(self) -> str:
-        """The selection run this method reads: the paper's weightings share one run per round count."""
-        if self.base != "datawhisperer":
-            return self.base
-        return "datawhisperer-calibrated" if self.estimator != "paper" else f"datawhisperer-r{self.rounds}"
+        """The selection run this method reads: the weightings of one estimator share one run per round count."""
+        if self.estimator != DEFAULT_ESTIMATOR:
+            return f"{self.base}-{self.estimator}"
+        return self.base if self.weighting is None else f"{self.base}-r{self.rounds}"
 
     @property
     def seeded(self) -> bool:
         """Draws at random, so selects once per seed (else once for every seed)."""
-        return self.base == "datawhisperer" or self.base in SEEDED_BASELINES
+        from ..methods import METHODS
 
-
-_DATA_WHISPERER = re.compile(r"datawhisperer(?:-(?P<weighting>[a-z_]+))?(?:-r(?P<rounds>\d+))?")
+        return METHODS.get(self.base).seeded
 
 
 def parse_method(name: str) -> BenchMethod:
-    """The one parser of bench method names: 'datawhisperer-debiased-r3' -> ('datawhisperer', 'debiased', 3),
-    'datawhisperer' -> ('datawhisperer', 'paper', 1), 'datawhisperer-calibrated' -> the calibrated estimator,
-    'ifd' -> ('ifd', None, 1); a trailing '-<strategy>' fills the budget with that strategy
+    """The one parser of bench method names, asking each registry entry: 'datawhisperer-debiased-r3' ->
+    ('datawhisperer', 'debiased', 3), 'datawhisperer-calibrated' -> the calibrated estimator, 'ifd' ->
+    ('ifd', None, 1); a trailing '-<strategy>' fills the budget with that strategy
     ('datawhisperer-calibrated-stratified', 'rds-diverse')."""
+    from ..methods import METHODS, bench_names
     from ..strategies import STRATEGIES
 
     base, _, last = name.rpartition("-")
     if base and last in STRATEGIES:
-        return _parse_base(base)._replace(strategy=last)
-    return _parse_base(name)
+        return parse_method(base)._replace(strategy=last)
+    for method in METHODS.names():
+        parts = METHODS.get(method).parse_bench_name(name)
+        if parts is not None:
+            return BenchMethod(**parts)
+    raise UserError(unknown_name_message("method", name, sorted(bench_names())))
 
 
-def _parse_base(name: str) -> BenchMethod:
-    from ..estimators import ESTIMATORS
-    from ..methods import METHODS
-    from ..scoring import WEIGHTINGS
+def methods_help() -> str:
+    """`bench --methods`' help, from the registries."""
+    from ..methods import bench_names
+    from ..strategies import STRATEGIES
 
-    if name.startswith("datawhisperer-") and name.removeprefix("datawhisperer-") in ESTIMATORS.names() \
-            and name != "datawhisperer-paper":
-        return BenchMethod("datawhisperer", None, 1, name.removeprefix("datawhisperer-"))
-    match = _DATA_WHISPERER.fullmatch(name)
-    if match and (match["weighting"] or "paper") in WEIGHTINGS:
-        rounds = int(match["rounds"] or 1)
-        if rounds < 1:
-            raise UserError(f"method {name!r}: rounds must be at least 1")
-        return BenchMethod("datawhisperer", match["weighting"] or "paper", rounds)
-    if name in METHODS and name != "datawhisperer":
-        return BenchMethod(name, None, 1)
-    known = [f"datawhisperer-{w}" for w in sorted(set(WEIGHTINGS.names()) | set(ESTIMATORS.names()))]
-    known += [m for m in METHODS.names() if m != "datawhisperer"]
-    raise UserError(unknown_name_message("method", name, known))
+    return (f"methods: {', '.join(bench_names())}; Data Whisperer's weightings also take -r<rounds>; any name may "
+            f"end in -<strategy> ({', '.join(STRATEGIES.names())}; default top); one or more (default: all)")
 
 
 @dataclass

@@ -14,6 +14,7 @@ import numpy as np
 from ..data import atomic_write_text, load_table
 from ..errors import UserError
 from ..fingerprint import content_hash
+from ..methods import wording_of
 from ..reliability import describe, verdict
 from ..rundir import RunDirectory
 from .command_configs import ReportConfig
@@ -77,8 +78,9 @@ def selection_report(run_dir: Path, n_examples: int) -> str:
                                                              for k, v in facts.items() if v is not None]))
     reliability = info.get("reliability")
     if reliability:
-        warning = verdict(reliability)
-        parts.append(f"<h2>Reliability</h2><p>{html.escape(describe(reliability))}</p>"
+        wording = wording_of(reliability["estimator"])
+        warning = verdict(reliability, wording)
+        parts.append(f"<h2>Reliability</h2><p>{html.escape(describe(reliability, wording))}</p>"
                      + (f"<p><b>Warning:</b> {html.escape(warning)}.</p>" if warning else ""))
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.hist(values, bins=40)

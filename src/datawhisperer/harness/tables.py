@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from ..data import atomic_write_json, atomic_write_text
+from ..methods import reference_method
 from .agreement import agreement_markdown, seed_agreement
 
 CELL_KEYS = ("method", "budget", "seed", "score", "loss", "selection_seconds", "finetune_seconds",
              "mean_answer_words", "train_tokens", "final_loss", "examples", "steps", "cell_seconds", "composition")
-PAIRED_REFERENCE = "random"
+PAIRED_REFERENCE = reference_method()  # what every method is paired with: the registry's reference (random)
 
 
 def _read(path: Path) -> dict:
