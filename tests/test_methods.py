@@ -7,8 +7,8 @@ import pytest
 from conftest import labelled_records, write_jsonl
 
 from datawhisperer.backends.fake import FakeBackend
-from datawhisperer.errors import UserError
 from datawhisperer.baselines.base import Baseline
+from datawhisperer.errors import UserError
 from datawhisperer.methods import METHODS, Method
 from datawhisperer.runner import select
 from datawhisperer.select_config import SelectConfig

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from datawhisperer.methods import wording_of
-from datawhisperer.reliability import ranks, spearman
 from datawhisperer.reliability import describe as describe_with
+from datawhisperer.reliability import ranks, spearman
 from datawhisperer.reliability import verdict as verdict_with
 
 

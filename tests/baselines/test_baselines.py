@@ -49,9 +49,9 @@ def test_nuggets_scores_are_shares_of_anchors_helped():
 
 
 def test_nuggets_reports_the_agreement_of_its_even_and_odd_anchors(tmp_path):
+    from datawhisperer.baselines.base import MethodContext
     from datawhisperer.baselines.nuggets import nuggets_scores
     from datawhisperer.inputs import check_inputs
-    from datawhisperer.baselines.base import MethodContext
     from datawhisperer.reliability import split_half
     from datawhisperer.select_config import SelectConfig
 

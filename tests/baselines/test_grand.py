@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from datawhisperer.backends.hf import HFBackend
-from datawhisperer.baselines.grand import grand_scores
 from datawhisperer.baselines.base import MethodContext
+from datawhisperer.baselines.grand import grand_scores
 from datawhisperer.prompts import PromptBuilder
 from datawhisperer.tasks import Example
 from datawhisperer.testing import byte_tokenizer, tiny_model
