@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_jsonl
+from conftest import labelled_records, write_jsonl
 
 from datawhisperer.backends.fake import FakeBackend
 from datawhisperer.cli import main
@@ -115,3 +115,25 @@ def test_peak_memory_is_the_selections_own(tmp_path):
     del big
     _, info = run(tmp_path, "out")
     assert info["peak_rss_mb"] < during - 200  # before: the process's lifetime peak, the freed array included
+
+
+def test_the_running_run_json_records_the_resolved_configuration_and_the_callers_is_untouched(tmp_path):
+    """One configuration, resolved once: what a run records while it runs is what it records when it finishes
+    (the calibrated estimator's overrides, the default episode batch), and the caller's object keeps its values."""
+    class Interrupted(FakeBackend):
+        def score(self, *args, **kwargs):
+            raise KeyboardInterrupt  # as a user's Ctrl-C in the middle of the first episode
+
+    pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(20))
+    config = SelectConfig(pool, out=str(tmp_path / "out"), task="classification", estimator="calibrated", panel=4,
+                          quiet=True)
+    with pytest.raises(KeyboardInterrupt):
+        select(config, backend=Interrupted())
+    running = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert running["status"] == "running"
+    assert (config.n_demos, config.scoring, config.episode_batch) == (5, "generate", None)  # as the caller wrote it
+    select(SelectConfig(**{**config.__dict__, "resume": True}), backend=FakeBackend())
+    finished = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert {**running["config"], "resume": True} == finished["config"]  # the second sitting resumed
+    assert (finished["config"]["n_demos"], finished["config"]["scoring"], finished["config"]["episode_batch"]) == \
+        (1, "likelihood", 1)
