@@ -11,6 +11,7 @@ from conftest import labelled_records, write_jsonl
 
 from datawhisperer.backends.fake import FakeBackend
 from datawhisperer.cli import main
+from datawhisperer.errors import UserError
 from datawhisperer.runner import select
 from datawhisperer.select_config import SelectConfig
 
@@ -137,3 +138,30 @@ def test_the_running_run_json_records_the_resolved_configuration_and_the_callers
     assert {**running["config"], "resume": True} == finished["config"]  # the second sitting resumed
     assert (finished["config"]["n_demos"], finished["config"]["scoring"], finished["config"]["episode_batch"]) == \
         (1, "likelihood", 1)
+
+
+def test_a_subset_that_must_hold_unscored_examples_says_so_on_stderr_and_in_run_json(tmp_path, capsys):
+    rows, info = run(tmp_path, "out", extra={"budget": ["0.5", "1.0"], "balance": "off"})
+    assert info["unscored_examples"] == 1
+    assert info["unscored_in_subsets"] == {"1.0": 1}  # the half-pool subset needs none of them
+    err = capsys.readouterr().err
+    assert "the subset of budget 1.0 holds 1 unscored examples" in err and "0.5" not in err  # said under --quiet
+
+
+def test_a_run_that_scores_nothing_ends_in_one_line_and_writes_no_subset(tmp_path, capsys):
+    class Unparseable(FakeBackend):
+        def generate(self, prompts, max_new_tokens, stop=()):
+            results = super().generate(prompts, max_new_tokens, stop)
+            for result in results:
+                result.texts = [""] * len(result.texts)  # every answer fails the metric: every episode fails
+            return results
+
+    pool = write_jsonl(tmp_path / "pool.jsonl", records()[:12])
+    out = tmp_path / "out"
+    with pytest.raises(UserError) as caught:
+        select(SelectConfig(pool, out=str(out), task="classification", n_demos=3, n_queries=2, quiet=True),
+               backend=Unparseable())
+    assert "no example could be scored (12 every episode failed)" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert not list(out.glob("selected-*")) and not (out / "scores.jsonl").exists()
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"

@@ -86,6 +86,9 @@ class Method(Protocol):
     def check(self, config: SelectConfig) -> None:
         """Refuse options this method cannot honour (a one-line UserError)."""
 
+    def preflight(self, inputs: RunInputs, backend) -> None:
+        """With the model loaded, before the output directory changes: refuse what could score nothing."""
+
     def fingerprint(self, config: SelectConfig, estimator) -> dict:
         """The run fingerprint's keys that only this method reads."""
 
@@ -102,6 +105,9 @@ class MethodDefaults:
     name: str
 
     def check(self, config: SelectConfig) -> None:
+        return None
+
+    def preflight(self, inputs: RunInputs, backend) -> None:
         return None
 
     def fingerprint(self, config: SelectConfig, estimator) -> dict:

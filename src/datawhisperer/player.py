@@ -14,6 +14,7 @@ import numpy as np
 
 from .answers import parse_numbered_answers
 from .episodes import Episode
+from .errors import UserError
 from .metrics import wants_complete_answers
 from .prompts import PromptBuilder
 from .scoring import EpisodeOutcome, normalise
@@ -46,6 +47,30 @@ class EpisodePlayer:
         if self.inputs.config.query_mode == "multi":
             return n_queries * (max_new_tokens + MARKER_TOKENS)
         return max_new_tokens
+
+    def check_room(self) -> None:
+        """Before any episode: the instruction, the shortest demonstration, the shortest queries and their answer
+        budget must fit the model's limit, or every episode would fail. A one-line error names the limit, what
+        takes it, and what to pass."""
+        def shortest(examples: list[Example], k: int) -> list[Example]:
+            return sorted(examples, key=lambda e: len(e.text) + len(e.answer))[:k]
+
+        n = self.inputs.plan.n_queries if self.inputs.config.query_mode == "multi" else 1
+        queries, demo = shortest(self.inputs.queries, n), shortest(self.inputs.examples, 1)
+        answer = self.answer_budget
+        if self.inputs.config.scoring == "likelihood":
+            answer = min(answer, max(self.backend.count_tokens(q.answer) for q in queries) + 1)
+        limit = self.backend.max_length
+        for shown, what in (([], "the instruction and the shortest query"),
+                            (demo, "the instruction, the shortest demonstration and the shortest query")):
+            prompt = self.builder.build(shown, queries)
+            tokens = self.backend.count_tokens(prompt.prefix) + max(map(self.backend.count_tokens, prompt.suffixes))
+            if tokens + answer > limit:
+                window = getattr(self.backend, "sliding_window", None)
+                why = f" (its sliding window of {window} tokens, less one)" if window else ""
+                raise UserError(f"the model holds {limit} tokens per sequence{why}; {what} already take {tokens}, "
+                                f"and the answer {answer} more, so no episode could be scored: pass a smaller "
+                                "--max-new-tokens, a shorter --instruction, or a model with a longer context")
 
     def _fit(self, demo_ids: list[int], queries: list[Example], keep: tuple[int, ...] = ()):
         """Render the episode, dropping the longest demonstrations until it fits the context; a make-up's

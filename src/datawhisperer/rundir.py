@@ -138,6 +138,10 @@ class RunDirectory:
 
     # --- run.json ---------------------------------------------------------------------------------------
 
+    @property
+    def info_file(self) -> Path:
+        return self.path / RUN_FILE
+
     def info(self) -> dict:
         """run.json; a one-line error when there is none or it is broken."""
         run_file = self.path / RUN_FILE

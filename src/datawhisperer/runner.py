@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy as np
+
 from .backends import BACKENDS, load_backend
 from .distributed import Group, Topology, detect
 from .embedding import Embeddings, plan_embeddings, run_embedding
@@ -53,8 +55,9 @@ def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, i
     groups = label_groups([e.answer for e in inputs.examples], config.balance)
     selection = Selection(inputs.table, scored.scores, scored.appearances, info, pool, targets, config.strategy,
                           config.strategy_options, config.seed, groups)
-    for budget in config.budget:
-        selection.chosen(budget)  # a budget the strategy cannot meet fails before any file is written
+    unscored = {budget: selection.unscored_in(budget) for budget in config.budget}  # fails before any write
+    if any(unscored.values()):  # a budget the strategy cannot meet has failed above, before any file is written
+        info["unscored_in_subsets"] = {b: k for b, k in unscored.items() if k}
     if out is not None:
         if scored.outcomes is not None:
             out.write_outcomes(scored.outcomes)
@@ -162,6 +165,7 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
             silence_transformers()
         if method.needs_model:
             load()  # a bad model fails before --out changes
+            _guarded(group, lambda: method.preflight(inputs, backend))  # and what could score nothing, too
         start = time.perf_counter()
         if out is not None and topology.owns_output:  # only now, with the model loaded, does --out change
             out.claim(config.overwrite)
@@ -184,7 +188,16 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
                      f"{timings['selection_seconds']:.1f}s. Combine all shards with: datawhisperer merge "
                      "SHARD_DIR... --out OUT")
             return None
+        if not np.isfinite(scored.scores).any():
+            if out is not None:
+                out.write_info({**info, "status": "failed"})
+            reasons = ", ".join(f"{k} {why}" for why, k in info.get("unscored_reasons", {}).items())
+            raise UserError(f"no example could be scored{f' ({reasons})' if reasons else ''}, so nothing was "
+                            f"selected{f'; see {out.info_file}' if out is not None else ''}")
         selection = write_outputs(out, inputs, scored, info, embedded)
+        for budget, count in info.get("unscored_in_subsets", {}).items():  # said even under --quiet
+            stderr(f"Warning: the subset of budget {budget} holds {count} unscored examples (nothing could score "
+                   "them; they fill it last)")
         log_line(summary(selection, info, out, config.budget))
         return selection
     finally:

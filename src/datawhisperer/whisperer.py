@@ -174,6 +174,9 @@ class DataWhisperer(MethodDefaults):
     def records_embeddings(self, inputs: RunInputs) -> bool:
         return inputs.estimator.records_embeddings(inputs.config)
 
+    def preflight(self, inputs: RunInputs, backend) -> None:
+        EpisodePlayer(inputs, backend).check_room()
+
     def work(self, inputs: RunInputs, backend) -> Work:
         return episode_work(inputs, backend)
 

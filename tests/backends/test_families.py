@@ -217,3 +217,33 @@ def test_select_keeps_episodes_inside_a_short_sliding_window(tmp_path, family_na
         masses.append([float(rows[:, :, lo:hi].sum()) for lo, hi in encoded.demo_spans])
     mass = np.sum(masses, axis=0) / np.array([hi - lo for lo, hi in encoded.demo_spans])
     np.testing.assert_allclose(outcome.weights, mass / mass.sum(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("family_name", ["mistral-window", "phi3-window", "gemma2-window-softcap"])
+@pytest.mark.parametrize("scoring", ["generate", "likelihood"])
+def test_a_window_too_short_for_the_instruction_and_one_query_is_refused_before_any_episode(tmp_path, capsys,
+                                                                                           family_name, scoring):
+    """A 24-token window cannot hold the instruction and a query: every episode would fail. The run is refused
+    in one line naming the limit, with a non-zero exit, and the output directory is left as it was."""
+    import json
+
+    from datawhisperer.cli import main
+
+    config_cls, model_cls, tokenizer, extra = FAMILIES[family_name]()
+    model_dir = tmp_path / "model"
+    build(config_cls, model_cls, tokenizer, **{**extra, "sliding_window": 24}).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    capsys.readouterr()  # the save's own progress bar
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps({"text": f"the red fox ran {i}", "label": "the red foxes ran"}) + "\n"
+                            for i in range(12)))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    code = main(["select", str(pool), "--model", str(model_dir), "--task", "classification", "--out", str(out),
+                 "--instruction", "Give the plural of each noun phrase.", "--max-new-tokens", "4", "--scoring",
+                 scoring, "--quiet", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "holds 23 tokens per sequence (its sliding window of 24 tokens, less one)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
