@@ -23,7 +23,7 @@ from datawhisperer.cli import main
 GOLDEN = Path(__file__).parent / "golden" / "runs"
 ROOT = Path(__file__).parents[1]
 FAKE = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--quiet"]
-VOLATILE = ("seconds", "peak_rss_mb", "peak_cuda_mb", "peak_memory_scope")
+VOLATILE = ("seconds", "peak_rss_mb", "peak_cuda_mb", "peak_memory_scope", "threads")  # threads: the machine's cores
 
 
 def _paths(text: str, tmp: Path) -> str:

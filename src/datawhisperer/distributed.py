@@ -70,10 +70,8 @@ class Group:
         import torch.distributed as dist
 
         use_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
-        if use_cuda:
+        if use_cuda:  # (CPU ranks share the cores: threads.apply_threads, before this)
             torch.cuda.set_device(topology.local_rank)
-        else:  # share the cores fairly between the ranks of this machine
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // topology.local_world_size))
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if use_cuda else "gloo")
         self.active = True

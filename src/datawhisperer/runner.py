@@ -26,6 +26,7 @@ from .rundir import RunDirectory
 from .select_config import SelectConfig
 from .selection import Selection
 from .strategies import label_groups
+from .threads import apply_threads
 from .version import __version__
 
 
@@ -119,9 +120,10 @@ def select(config: SelectConfig, records: list[dict] | None = None, backend=None
     than 0 and for a shard (whose work waits for `datawhisperer merge`)."""
     reset_peak_memory()  # run.json's peak is this selection's, not what ran before it in this process
     topology = detect(config.shard)
+    threads = apply_threads(config.threads, topology.local_world_size)  # before any model loads
     group = Group(topology, config.device)
     try:
-        return _select(config, records, backend, topology, group)
+        return _select(config, records, backend, topology, group, threads)
     finally:
         group.close()
 
@@ -141,7 +143,8 @@ def _preflight(config: SelectConfig, inputs: RunInputs, out: RunDirectory | None
             out.lock()
 
 
-def _select(config: SelectConfig, records, backend, topology: Topology, group: Group) -> Selection | None:
+def _select(config: SelectConfig, records, backend, topology: Topology, group: Group, threads: int
+            ) -> Selection | None:
     method = _guarded(group, lambda: METHODS.get(config.method))
     inputs = _guarded(group, lambda: check_inputs(config, records, method))
     out = RunDirectory(config.out) if config.out else None
@@ -178,7 +181,7 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
         if scored is None:
             return None
         timings = {"selection_seconds": round(time.perf_counter() - start, 3),
-                   "model_load_seconds": round(load_seconds, 3), **peak_memory()}
+                   "model_load_seconds": round(load_seconds, 3), **peak_memory(), "threads": threads}
         description = backend.description if backend is not None else None
         info = {**common_info(inputs, description, timings), **scored.info}
         if isinstance(scored, ShardDone):

@@ -90,6 +90,8 @@ class SelectConfig:
                              "into --out (for job arrays); combine the shards with `datawhisperer merge`")
     resume: bool = option(False, "continue a run in --out that was interrupted")
     overwrite: bool = option(False, "replace another run's files in --out")
+    threads: int | None = option(None, "CPU threads for the model (default: the cores this process may use, shared "
+                                 "among the ranks of this machine)")
     quiet: bool = option(False, "no progress bar or summary")
 
     def __post_init__(self) -> None:
@@ -107,7 +109,7 @@ class SelectConfig:
         self.rounds = _rounds(self.rounds)
         if not 0 < self.target_reliability <= 1:
             raise UserError(f"target-reliability must be in (0, 1], got {self.target_reliability}")
-        for name in ("n_demos", "n_queries", "rounds", "max_rounds", "episode_batch"):
+        for name in ("n_demos", "n_queries", "rounds", "max_rounds", "episode_batch", "threads"):
             if getattr(self, name) not in (None, "auto") and getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.max_retries < 0:

@@ -50,6 +50,7 @@ class Selection:
     options: StrategyOptions = field(default_factory=StrategyOptions)
     seed: int = 0  # the strategy's draws (stratified)
     groups: np.ndarray | None = None  # labels whose shares each subset keeps (strategies.label_groups)
+    source: object = None  # the in-memory pool the caller passed (a Dataset, a DataFrame, a list), if any
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -68,9 +69,15 @@ class Selection:
         """How many unscored examples a budget's subset has to hold."""
         return int(np.isnan(self.scores[self.chosen(budget)]).sum())
 
-    def subset(self, budget: float | int | str) -> list[dict]:
-        """The selected records themselves, best first."""
-        return [self.table.records[i] for i in self.chosen(budget)]
+    def subset(self, budget: float | int | str):
+        """The selected records themselves, best-scored first: rows of the Dataset or DataFrame the pool was
+        passed as, else a list of dicts."""
+        chosen = self.chosen(budget)
+        if self.source is not None:
+            from .frames import subset_of
+
+            return subset_of(self.source, chosen)
+        return [self.table.records[i] for i in chosen]
 
     def score_rows(self) -> list[dict]:
         return [{"index": i, "score": None if math.isnan(s) else float(s), "appearances": int(a)}

@@ -151,7 +151,7 @@ def test_list_options_take_several_values_or_repeat():
 BENCH_FLAGS = ["--pool", "--test", "--out", "--task", "--input-field", "--output-field", "--methods", "--budgets",
                "--val", "--drop", "--strata", "--score-weight", "--balance", "--composition-field", "--seeds", "--model", "--scorer-model", "--pool-limit", "--generate-limit", "--n-demos", "--n-queries",
                "--select-max-new-tokens", "--scoring", "--epochs", "--lr", "--batch-size", "--lora-r", "--max-length",
-               "--eval-max-new-tokens", "--eval-batch-size", "--full", "--no-full", "--select-only", "--device", "--quiet"]
+               "--eval-max-new-tokens", "--eval-batch-size", "--full", "--no-full", "--select-only", "--device", "--threads", "--quiet"]
 
 
 def test_the_bench_flags_are_the_same_as_before_plus_the_strategy_and_target_options():

@@ -52,11 +52,14 @@ def end_token_ids(model, tokenizer) -> list[int]:
 
 @torch.inference_mode()
 def continuation_logprobs(model, sequences: list[tuple[list[int], int]], pad_id: int, device,
-                          batch_size: int = 8) -> list[tuple[float, int]]:
+                          batch_size: int = 8, progress: str | None = None) -> list[tuple[float, int]]:
     """For each (token ids, start): the summed log-probability of ids[start:] and its length.
-    Right-padded batches of similar lengths."""
+    Right-padded batches of similar lengths; `progress`: a progress bar's label."""
+    from tqdm.auto import tqdm
+
     results: list[tuple[float, int]] = [(0.0, 0)] * len(sequences)
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i][0]))
+    bar = tqdm(total=len(order), desc=progress, unit="example", dynamic_ncols=True, disable=progress is None)
     for begin in range(0, len(order), batch_size):
         rows = order[begin: begin + batch_size]
         width = max(len(sequences[i][0]) for i in rows)
@@ -76,6 +79,8 @@ def continuation_logprobs(model, sequences: list[tuple[list[int], int]], pad_id:
             tokens, start = sequences[i]
             picked = logprobs[r, max(start, 1) - 1 - first: len(tokens) - 1 - first]
             results[i] = (float(picked.sum()), int(picked.numel()))
+        bar.update(len(rows))
+    bar.close()
     return results
 
 

@@ -16,10 +16,12 @@ import numpy as np
 
 from ..data import atomic_write_json, atomic_write_text, load_table, table_from_records
 from ..errors import UserError
+from ..extras import require
 from ..fingerprint import content_hash
 from ..rundir import describe_differences
 from ..selection import Selection, parse_budget
 from ..strategies import STRATEGIES, label_groups
+from ..threads import apply_threads
 from .agreement import method_scores, selection_dir
 from .command_configs import BenchConfig, parse_method
 from .evaluate import evaluate_model
@@ -28,7 +30,8 @@ from .tables import write_results
 from .task_model import builder_for, load_for_training, load_task_data
 
 # What a sitting may change without making its cells incomparable with the ones already on disk.
-PER_SITTING = ("out", "methods", "budgets", "seeds", "full", "device", "quiet", "eval_batch_size", "select_only")
+PER_SITTING = ("out", "methods", "budgets", "seeds", "full", "device", "quiet", "eval_batch_size", "select_only",
+               "threads")
 
 
 def _comparable(settings: dict, data: dict) -> dict:
@@ -44,6 +47,9 @@ def _with_new_defaults(saved: dict) -> dict:
 
 class Bench:
     def __init__(self, config: BenchConfig) -> None:
+        if not config.select_only:  # found now, not after the first selection
+            require("peft", "matplotlib", command="bench")
+        self.threads = apply_threads(config.threads)
         self.config = config
         self.out = Path(config.out)
         self.protocol = self._check_protocol()

@@ -34,12 +34,15 @@ class FinetuneConfig:
     seed: int = option(0, "seed of shuffling and LoRA initialisation")
     device: str = option("auto", "auto, cpu, cuda or mps")
     dtype: str = option("auto", "auto (bfloat16 on CUDA, float32 elsewhere), float32, bfloat16")
+    threads: int | None = option(None, "CPU threads for the model (default: the cores this process may use)")
     quiet: bool = option(False, "no progress bar")
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "lora_r", "max_length"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1")
+        if self.threads is not None and self.threads < 1:
+            raise UserError("threads must be at least 1")
         if not self.lr > 0:
             raise UserError("lr must be positive")
 
@@ -61,10 +64,11 @@ class EvaluateConfig:
     out: str | None = option(None, "directory for evaluation.json and predictions.jsonl (default: MODEL/eval)")
     device: str = option("auto", "auto, cpu, cuda or mps")
     dtype: str = option("auto", "auto, float32, bfloat16")
+    threads: int | None = option(None, "CPU threads for the model (default: the cores this process may use)")
     quiet: bool = option(False, "no progress bar")
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "max_length", "max_new_tokens"):
+        for name in ("batch_size", "max_length", "max_new_tokens", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1")
         if self.generate_limit is not None and self.generate_limit < 0:
@@ -135,6 +139,8 @@ class BenchConfig:
     full: bool = option(True, "also fine-tune on the full pool (needed for STR)")
     select_only: bool = option(False, "run the selections only (the fine-tunes in a later sitting)")
     device: str = passed_on("device", SELECT, FINETUNE, EVALUATE)
+    threads: int | None = passed_on("threads", SELECT, FINETUNE, EVALUATE, help="CPU threads for the models "
+                                    "(default: the cores this process may use)")
     quiet: bool = passed_on("quiet", SELECT, FINETUNE, EVALUATE, help="no progress bars or [bench] lines")
 
     def __post_init__(self) -> None:

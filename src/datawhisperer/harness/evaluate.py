@@ -17,14 +17,18 @@ from tqdm.auto import tqdm
 from ..backends.causal_lm import continuation_logprobs, end_token_ids, pad_id_of
 from ..data import atomic_write_json, atomic_write_text
 from ..errors import UserError
+from ..extras import require
+from ..threads import apply_threads
 from .command_configs import EvaluateConfig
 from .task_model import TaskData, builder_for, encode_completion, load_for_training, load_task_data
 
 
-def answer_losses(model, tokenizer, builder, examples, batch_size: int, max_length: int, device) -> list[float]:
+def answer_losses(model, tokenizer, builder, examples, batch_size: int, max_length: int, device,
+                  progress: bool = False) -> list[float]:
     """Mean per-token cross-entropy of each gold answer after its zero-shot prompt."""
     sequences = [encode_completion(tokenizer, builder, e, max_length) for e in examples]
-    sums = continuation_logprobs(model, sequences, pad_id_of(tokenizer), device, batch_size)
+    sums = continuation_logprobs(model, sequences, pad_id_of(tokenizer), device, batch_size,
+                                 progress="loss" if progress else None)
     return [-total / max(n, 1) for total, n in sums]
 
 
@@ -65,7 +69,7 @@ def evaluate_model(model, tokenizer, device, data: TaskData, generate_limit: int
     builder = builder_for(tokenizer, data.instruction)
     start = time.perf_counter()
     model.eval()
-    losses = answer_losses(model, tokenizer, builder, data.examples, batch_size, max_length, device)
+    losses = answer_losses(model, tokenizer, builder, data.examples, batch_size, max_length, device, progress)
     loss_seconds = time.perf_counter() - start
     limit = len(data.examples) if generate_limit is None else min(generate_limit, len(data.examples))
     generated = data.examples[:limit]
@@ -88,9 +92,20 @@ def evaluate_model(model, tokenizer, device, data: TaskData, generate_limit: int
     return metrics, predictions
 
 
+def default_out(model: str | None) -> Path:
+    """MODEL/eval for a model directory; for a hub id or a file, eval/<its name> here (a hub id is no path)."""
+    if model and Path(model).is_dir():
+        return Path(model) / "eval"
+    name = Path(model).stem if model and Path(model).is_file() else (model or "embedded")
+    return Path("eval") / name.replace("/", "--")
+
+
 def evaluate(config: EvaluateConfig) -> dict:
     if not config.data:
         raise UserError("give the test records with --data")
+    if config.model and (Path(config.model) / "adapter_config.json").exists():
+        require("peft", command="evaluate of a fine-tuned adapter")
+    threads = apply_threads(config.threads)
     data = load_task_data(config.data, config.task, config.input_field, config.output_field, config.instruction,
                           config.metric)
     model, tokenizer, device, name = load_for_training(config.model, config.device, config.dtype,
@@ -98,12 +113,12 @@ def evaluate(config: EvaluateConfig) -> dict:
     metrics, predictions = evaluate_model(model, tokenizer, device, data, config.generate_limit,
                                           config.max_new_tokens or data.task.max_new_tokens, config.batch_size,
                                           config.max_length, progress=not config.quiet)
-    out = Path(config.out) if config.out else (Path(config.model) / "eval" if config.model else Path("eval"))
+    out = Path(config.out) if config.out else default_out(config.model)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n"
                                                          for p in predictions))
     info = {"model": name, "data": config.data, "task": data.task.name, "metric": config.metric or data.task.metric,
-            **metrics}
+            "threads": threads, **metrics}
     atomic_write_json(out / "evaluation.json", info)
     if not config.quiet:
         print(f"{name} on {config.data}: score {metrics['score']} ({info['metric']} x100, {metrics['n_generate']} "

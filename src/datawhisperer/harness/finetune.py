@@ -13,6 +13,8 @@ from tqdm.auto import tqdm
 
 from ..data import atomic_write_json
 from ..errors import UserError
+from ..extras import require
+from ..threads import apply_threads
 from .command_configs import FinetuneConfig
 from .task_model import builder_for, encode_completion, load_for_training, load_task_data, seed_everything
 
@@ -91,6 +93,8 @@ def train_lora(model, tokenizer, builder, examples, config: FinetuneConfig, devi
 def finetune(config: FinetuneConfig) -> dict:
     if not config.out:
         raise UserError("give --out for the adapter")
+    require("peft", command="finetune")
+    threads = apply_threads(config.threads)
     data = load_task_data(config.data, config.task, config.input_field, config.output_field, config.instruction)
     model, tokenizer, device, name = load_for_training(config.model, config.device, config.dtype,
                                                        log=(lambda m: None) if config.quiet else print)
@@ -100,7 +104,7 @@ def finetune(config: FinetuneConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     peft_model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    info = {"base_model": name, "config": asdict(config), **stats}
+    info = {"base_model": name, "config": asdict(config), "threads": threads, **stats}
     atomic_write_json(out / "finetune.json", info)
     if not config.quiet:
         print(f"Fine-tuned on {stats['examples']} examples for {config.epochs} epochs ({stats['steps']} steps) in "

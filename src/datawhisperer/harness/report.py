@@ -13,6 +13,7 @@ import numpy as np
 
 from ..data import atomic_write_text, load_table
 from ..errors import UserError
+from ..extras import require
 from ..fingerprint import content_hash
 from ..methods import wording_of
 from ..reliability import describe, verdict
@@ -30,10 +31,8 @@ def _png(fig) -> str:
 
 
 def _plt():
-    try:
-        import matplotlib
-    except ImportError:  # an extra: a plain `pip install .` selects but does not chart
-        raise UserError("the report draws charts with matplotlib: pip install matplotlib") from None
+    require("matplotlib", command="report")  # an extra: a plain `pip install .` selects but does not chart
+    import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -89,8 +88,41 @@ def selection_report(run_dir: Path, n_examples: int) -> str:
     fig.tight_layout()
     parts.append(f"<h2>Score distribution</h2><p>{len(values)} scored, {len(scores) - len(values)} unscored.</p>"
                  + _png(fig))
+    parts.append(_measured(run, plt))
+    records, why_not = _pool_records(info, run_dir)
+    if records is None:
+        parts.append(f"<p>Records are not shown: {html.escape(why_not)}.</p>")
+    ranked = sorted((s for s in scores if s["score"] is not None), key=lambda s: -s["score"])
+    top = min(n_examples, (len(ranked) + 1) // 2)  # on a small pool the two tables share no example
+    bottom = ranked[max(top, len(ranked) - n_examples):][::-1]
+    for title, chosen in (("Top examples", ranked[:top]), ("Bottom examples", bottom)):
+        rows = [[str(s["index"]), f"{s['score']:.5f}", str(s["appearances"]),
+                 f"<pre>{html.escape(json.dumps(records[s['index']], ensure_ascii=False)[:1500])}</pre>"
+                 if records else ""] for s in chosen]
+        parts.append(f"<h2>{title}</h2>" + _table(["index", "score", "appearances", "record"], rows))
+    return _page(f"datawhisperer selection: {run_dir}", "".join(parts))
+
+
+def _measured(run: RunDirectory, plt) -> str:
+    """What the run's episodes measured: the attention weight by demonstration slot where episodes show several
+    demonstrations; where each shows one (the calibrated estimator), each example's coherence."""
+    outcomes = list(run.outcomes().values())
+    coherence = [o.coherence for o in outcomes if len(o.demos) == 1 and o.coherence is not None]
+    if outcomes and all(len(o.demos) <= 1 for o in outcomes):
+        if not coherence:
+            return ""
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.hist(coherence, bins=40)
+        ax.set_xlabel("coherence: log-probability of the answer after its own input minus after none")
+        ax.set_ylabel("examples")
+        fig.tight_layout()
+        low = sum(c < 0 for c in coherence)
+        return ("<h2>Coherence of each example</h2><p>Each example is shown alone, so there are no positions to "
+                f"compare; this is what the estimator adds to its in-context score. {low} of {len(coherence)} "
+                "examples' answers are less likely after their own input than after none (swapped or broken "
+                "records look like this).</p>" + _png(fig))
     by_slot: dict[int, list[float]] = {}
-    for episode in run.outcomes().values():  # attention is measured whether or not the answers could be scored
+    for episode in outcomes:  # attention is measured whether or not the answers could be scored
         for slot, weight in enumerate(episode.weights):
             by_slot.setdefault(slot, []).append(weight)
     if by_slot:
@@ -101,18 +133,9 @@ def selection_report(run_dir: Path, n_examples: int) -> str:
         ax.set_xlabel("demonstration position in the prompt (1 = first)")
         ax.set_ylabel("mean attention weight")
         fig.tight_layout()
-        parts.append("<h2>Attention weight by demonstration position</h2><p>"
-                     + ", ".join(f"{m:.3f}" for m in means) + "</p>" + _png(fig))
-    records, why_not = _pool_records(info, run_dir)
-    if records is None:
-        parts.append(f"<p>Records are not shown: {html.escape(why_not)}.</p>")
-    ranked = sorted((s for s in scores if s["score"] is not None), key=lambda s: -s["score"])
-    for title, chosen in (("Top examples", ranked[:n_examples]), ("Bottom examples", ranked[-n_examples:][::-1])):
-        rows = [[str(s["index"]), f"{s['score']:.5f}", str(s["appearances"]),
-                 f"<pre>{html.escape(json.dumps(records[s['index']], ensure_ascii=False)[:1500])}</pre>"
-                 if records else ""] for s in chosen]
-        parts.append(f"<h2>{title}</h2>" + _table(["index", "score", "appearances", "record"], rows))
-    return _page(f"datawhisperer selection: {run_dir}", "".join(parts))
+        return ("<h2>Attention weight by demonstration position</h2><p>"
+                + ", ".join(f"{m:.3f}" for m in means) + "</p>" + _png(fig))
+    return ""
 
 
 def _pool_records(info: dict, run_dir: Path) -> tuple[list[dict] | None, str]:
