@@ -22,6 +22,7 @@ import torch
 
 from datawhisperer.backends.hf import HFBackend
 from datawhisperer.inputs import check_inputs
+from datawhisperer.methods import METHODS
 from datawhisperer.player import EpisodePlayer
 from datawhisperer.prompts import PromptBuilder
 from datawhisperer.select_config import SelectConfig
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         config = SelectConfig(task=args.task, n_demos=args.n_demos, n_queries=args.n_queries,
                               max_new_tokens=args.max_new_tokens, scoring="generate" if scoring == "reference"
                               else scoring, episode_batch=group, quiet=True)
-        prepared = check_inputs(config, records)
+        prepared = check_inputs(config, METHODS.get(config.method), records)
         episodes = prepared.plan.episodes()
         if scoring == "reference":  # prefill is not separable inside generate: whole-procedure throughput
             seconds, tokens = time_reference(backend, prepared, episodes, args.max_new_tokens)

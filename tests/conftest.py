@@ -104,3 +104,11 @@ def assert_close(a: list | None, b: list | None, rel: float, what: str) -> None:
         assert [v is None for v in a] == [v is None for v in b], what
         pairs = [(x, y) for x, y in zip(a, b) if x is not None]
         assert [x for x, _ in pairs] == pytest.approx([y for _, y in pairs], rel=rel, abs=1e-12), what
+
+
+def checked(config, records=None):
+    """A run's checked inputs, with the method its configuration names."""
+    from datawhisperer.inputs import check_inputs
+    from datawhisperer.methods import METHODS
+
+    return check_inputs(config, METHODS.get(config.method), records)

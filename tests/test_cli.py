@@ -85,7 +85,6 @@ def test_chat_records(tmp_path):
 def test_unparseable_answers_fail_episodes_and_are_never_scored_zero(tmp_path):
     import datawhisperer
     from datawhisperer.backends.fake import FakeBackend
-
     from datawhisperer.errors import UserError
 
     out = tmp_path / "out"

@@ -1,20 +1,19 @@
 """Checking a selection's inputs before any model loads."""
 
 import pytest
-from conftest import plural_records
+from conftest import checked, plural_records
 
 from datawhisperer.errors import UserError
-from datawhisperer.inputs import check_inputs
 from datawhisperer.select_config import SelectConfig
 
 
 def test_inputs_are_checked_and_fingerprinted_by_content():
     config = SelectConfig(task="classification", n_demos=3, n_queries=2, seed=4)
-    inputs = check_inputs(config, plural_records(12))
+    inputs = checked(config, plural_records(12))
     assert len(inputs.examples) == 12 and inputs.plan.n_demos == 3 and inputs.instruction == inputs.task.instruction
-    again = check_inputs(SelectConfig(task="classification", n_demos=3, n_queries=2, seed=4), plural_records(12))
+    again = checked(SelectConfig(task="classification", n_demos=3, n_queries=2, seed=4), plural_records(12))
     assert again.fingerprint == inputs.fingerprint
-    other = check_inputs(SelectConfig(task="classification", n_demos=3, n_queries=2, seed=4), plural_records(13))
+    other = checked(SelectConfig(task="classification", n_demos=3, n_queries=2, seed=4), plural_records(13))
     assert other.fingerprint["data"] != inputs.fingerprint["data"]
 
 
@@ -24,9 +23,9 @@ def test_inputs_are_checked_and_fingerprinted_by_content():
 ])
 def test_bad_settings_are_one_line_errors(options, message):
     with pytest.raises(UserError, match=message):
-        check_inputs(SelectConfig(task="classification", n_demos=3, n_queries=2, **options), plural_records(12))
+        checked(SelectConfig(task="classification", n_demos=3, n_queries=2, **options), plural_records(12))
 
 
 def test_baselines_have_no_episode_plan():
-    inputs = check_inputs(SelectConfig(task="classification", method="random"), plural_records(4))
+    inputs = checked(SelectConfig(task="classification", method="random"), plural_records(4))
     assert inputs.plan is None  # a pool too small for episodes is fine for a baseline

@@ -44,15 +44,14 @@ def test_the_runner_gives_every_method_the_same_checks_and_outputs(tmp_path, met
 
 def test_a_baseline_is_a_score_function_run_on_every_example():
     from datawhisperer.distributed import Group, detect
-    from datawhisperer.executor import run_method
+    from datawhisperer.executor import Session, run_method
     from datawhisperer.inputs import check_inputs
-    from datawhisperer.methods import Session
 
     config = SelectConfig(method="length", task="classification", seed=1, quiet=True)
     records = [{"text": str(i), "label": "w " * (i + 1)} for i in range(40)]  # three parts: 16, 16, 8
     topology = detect(None)
     baseline = Baseline("length", "datawhisperer.baselines.simple:length_scores", needs_model=False)
-    session = Session(check_inputs(config, records, baseline), None, topology, Group(topology, "cpu"),
+    session = Session(check_inputs(config, baseline, records), None, topology, Group(topology, "cpu"),
                       lambda: None, progress=False)
     scored = run_method(session, baseline)
     assert scored.scores.tolist() == [-float(i + 1) for i in range(40)]

@@ -3,10 +3,9 @@
 import json
 import re
 
-from conftest import assert_varied
+from conftest import assert_varied, checked
 
 from datawhisperer.backends.fake import FakeBackend
-from datawhisperer.inputs import check_inputs
 from datawhisperer.player import EpisodePlayer
 from datawhisperer.runner import select
 from datawhisperer.select_config import SelectConfig
@@ -41,7 +40,7 @@ class RecordingBackend(FakeBackend):
 
 def player_for(backend, records, **options) -> EpisodePlayer:
     config = SelectConfig(task="math", quiet=True, **options)
-    return EpisodePlayer(check_inputs(config, records), backend)
+    return EpisodePlayer(checked(config, records), backend)
 
 
 def test_multi_mode_budgets_every_answer():

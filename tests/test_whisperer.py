@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import labelled_records, read_scores, write_jsonl
+from conftest import checked, labelled_records, read_scores, write_jsonl
 
 from datawhisperer.backends.fake import FakeBackend
 from datawhisperer.cli import main
@@ -59,8 +59,8 @@ def test_rounds_auto_resumes_to_the_same_decision(tmp_path):
 def test_rounds_auto_is_checked_in_one_line():
     with pytest.raises(UserError, match="whole number or auto"):
         SelectConfig(rounds="many")
-    with pytest.raises(UserError, match="a shard cannot see"):
-        SelectConfig(out="o", rounds="auto", shard="0/2")
+    with pytest.raises(UserError, match="a shard cannot see"):  # Data Whisperer's own check, before any model
+        checked(SelectConfig(out="o", rounds="auto", shard="0/2"), labelled_records(12))
     with pytest.raises(UserError, match="target-reliability"):
         SelectConfig(rounds="auto", target_reliability=1.5)
     assert SelectConfig(rounds="3").rounds == 3 and SelectConfig(rounds="auto", max_rounds=5).planned_rounds == 5
@@ -109,7 +109,6 @@ def test_credit_ignores_outcomes_beyond_the_plan(tmp_path):
     """A resumed --rounds auto run may find rounds on disk it decided not to play: they are not credited."""
     from dataclasses import replace
 
-    from datawhisperer.inputs import check_inputs
     from datawhisperer.rundir import RunDirectory
     from datawhisperer.whisperer import credit
 
@@ -118,7 +117,7 @@ def test_credit_ignores_outcomes_beyond_the_plan(tmp_path):
     assert three["rounds_played"] == 3
     outcomes = RunDirectory(tmp_path / "o").outcomes()
     config = SelectConfig(pool, task="classification", estimator="calibrated", panel=4, rounds=2)
-    inputs = check_inputs(config)
+    inputs = checked(config)
     two = {key: o for key, o in outcomes.items() if o.round < 2}
     assert len(two) < len(outcomes)
     assert credit(inputs, outcomes, {}).scores.tolist() == credit(inputs, two, {}).scores.tolist()

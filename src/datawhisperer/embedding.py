@@ -18,11 +18,11 @@ import numpy as np
 from .executor import PART_SIZE, Work, execute, merge_shards, parts_work
 from .runlogs import EmbeddedPart
 from .strategies import STRATEGIES
-from .vectors import decode, encode, stack
+from .vectors import Embeddings, decode, encode, stack
 
 if TYPE_CHECKING:
+    from .executor import Session
     from .inputs import RunInputs
-    from .methods import Session
     from .rundir import RunDirectory
     from .tasks import Example
 
@@ -35,12 +35,6 @@ class EmbeddingPlan:
     @property
     def size(self) -> int:
         return self.pool + self.targets
-
-
-@dataclass(frozen=True)
-class Embeddings:
-    pool: np.ndarray | None  # [N, dim] float32, NaN rows where an example has none
-    targets: np.ndarray | None  # [M, dim]: the --val examples
 
 
 def plan_embeddings(inputs: RunInputs, method) -> EmbeddingPlan | None:

@@ -9,7 +9,6 @@ from .episodes import EpisodePlan
 from .errors import UserError
 from .estimators import ESTIMATORS, Estimator
 from .fingerprint import content_hash, records_hash
-from .methods import METHODS
 from .metrics import Metric, resolve_metric
 from .scoring import WEIGHTINGS
 from .select_config import SelectConfig, default_episode_batch
@@ -36,11 +35,12 @@ class RunInputs:
         return self.config.instruction or self.task.instruction
 
 
-def check_inputs(config: SelectConfig, records: list[dict] | None = None, method=None) -> RunInputs:
+def check_inputs(config: SelectConfig, method, records: list[dict] | None = None) -> RunInputs:
     """Load and check the pool, validation set, task and metric of a selection, and the episode plan of a
     method that plays episodes. The configuration is resolved here, once, into a copy (the estimator's
-    overrides, the default episode batch): the caller's object is never changed."""
-    method = method if method is not None else METHODS.get(config.method)
+    overrides, the default episode batch): the caller's object is never changed. `method`: config.method's
+    registry entry."""
+    method.check(config)  # what only the chosen method (and its estimator) reads
     plays_episodes = method.plays_episodes
     estimator = ESTIMATORS.get(config.estimator)
     config = replace(config, **(estimator.overrides(config) if plays_episodes else {}))

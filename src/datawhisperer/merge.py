@@ -73,7 +73,7 @@ def merge(config: MergeConfig) -> None:
             shard_config[name] = getattr(config, name)
     select_config = SelectConfig(**shard_config)
     method = METHODS.get(select_config.method)
-    inputs = check_inputs(select_config, method=method)
+    inputs = check_inputs(select_config, method)
     if inputs.fingerprint != first["fingerprint"]:
         raise UserError("the pool or settings changed since the shards ran "
                         f"({describe_differences(first['fingerprint'], inputs.fingerprint)})")

@@ -12,56 +12,17 @@ on its registry entry, never in a branch elsewhere.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-import numpy as np
 
 from .registry import Registry
 from .reliability import Wording
 
 if TYPE_CHECKING:
-    from .distributed import Group, Topology
-    from .embedding import Embeddings
-    from .executor import Executed, Work
+    from .executor import Executed, Scored, ShardDone, Work
     from .inputs import RunInputs
     from .rundir import RunDirectory
     from .select_config import SelectConfig
-
-
-@dataclass
-class Session:
-    """What the runner hands the executor: checked inputs, the model on first use, where outputs go."""
-
-    inputs: RunInputs
-    out: RunDirectory | None
-    topology: Topology
-    group: Group
-    load_backend: Callable[[], object]  # loads the model on first use, then hands back the same one
-    log: Callable[[str], None] = print
-    progress: bool = True
-    embeddings: Embeddings | None = None  # the embedding step's result, on the main process (rds scores from it)
-
-    @property
-    def backend(self):
-        return self.load_backend()
-
-
-@dataclass
-class Scored:
-    scores: np.ndarray  # float64, higher is selected first; NaN for an example the method could not score
-    appearances: np.ndarray  # how often each example was measured (0 where a method does not count)
-    info: dict = field(default_factory=dict)  # what run.json records for this method beyond the common fields
-    outcomes: list | None = None  # played episodes, kept as episodes.jsonl
-    embeddings: np.ndarray | None = None  # [N, dim] the examples' embeddings where the method recorded them
-
-
-@dataclass
-class ShardDone:
-    """A shard's share of the work is logged in its directory; `merge` combines the shards."""
-
-    info: dict  # what the shard's run.json records beyond the common fields
-    work: str  # what the shard did, for its summary line: "12 episodes (1 failed)"
+    from .vectors import Embeddings
 
 
 @runtime_checkable

@@ -15,18 +15,19 @@ import numpy as np
 
 from .backends import BACKENDS, load_backend
 from .distributed import Group, Topology, detect
-from .embedding import Embeddings, plan_embeddings, run_embedding
+from .embedding import plan_embeddings, run_embedding
 from .errors import UserError
-from .executor import run_method
+from .executor import Scored, Session, ShardDone, run_method
 from .inputs import RunInputs, check_inputs
 from .memory import peak_memory, reset_peak_memory
-from .methods import METHODS, Scored, Session, ShardDone, wording_of
+from .methods import METHODS, wording_of
 from .reliability import describe, verdict
 from .rundir import RunDirectory
 from .select_config import SelectConfig
 from .selection import Selection
 from .strategies import label_groups
 from .threads import apply_threads
+from .vectors import Embeddings
 from .version import __version__
 
 
@@ -146,7 +147,7 @@ def _preflight(config: SelectConfig, inputs: RunInputs, out: RunDirectory | None
 def _select(config: SelectConfig, records, backend, topology: Topology, group: Group, threads: int
             ) -> Selection | None:
     method = _guarded(group, lambda: METHODS.get(config.method))
-    inputs = _guarded(group, lambda: check_inputs(config, records, method))
+    inputs = _guarded(group, lambda: check_inputs(config, method, records))
     out = RunDirectory(config.out) if config.out else None
     quiet = config.quiet or not topology.owns_output
     log_line = (lambda m: None) if quiet else stderr

@@ -132,9 +132,6 @@ class SelectConfig:
         if self.scoring == "likelihood" and self.query_mode == "multi":
             raise UserError("--scoring likelihood scores each query's gold answer after its own query: "
                             "use it with --query-mode single")
-        from .methods import METHODS
-
-        METHODS.get(self.method).check(self)  # what only the chosen method (and its estimator) reads
 
     @property
     def strategy_options(self):

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    pool: np.ndarray | None  # [N, dim] float32, NaN rows where an example has none
+    targets: np.ndarray | None  # [M, dim]: the --val examples
 
 
 def encode(vector: np.ndarray) -> str:

@@ -17,9 +17,9 @@ from .embedding import recorded_embeddings
 from .episodes import EpisodePlan, owner_of
 from .errors import UserError
 from .estimators import ESTIMATORS
-from .executor import Executed, Work, merge_shards
+from .executor import Executed, Scored, ShardDone, Work, merge_shards
 from .inputs import RunInputs
-from .methods import MethodDefaults, Scored, ShardDone
+from .methods import MethodDefaults
 from .player import EpisodePlayer, episode_groups, play_group_tries
 from .reliability import Wording
 from .scoring import WEIGHTINGS, EpisodeOutcome, unscored_examples

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import plural_records, write_jsonl
+from conftest import checked, plural_records, write_jsonl
 
 import datawhisperer
 from datawhisperer.backends.fake import FakeBackend
@@ -51,11 +51,10 @@ def test_nuggets_scores_are_shares_of_anchors_helped():
 def test_nuggets_reports_the_agreement_of_its_even_and_odd_anchors(tmp_path):
     from datawhisperer.baselines.base import MethodContext
     from datawhisperer.baselines.nuggets import nuggets_scores
-    from datawhisperer.inputs import check_inputs
     from datawhisperer.reliability import split_half
     from datawhisperer.select_config import SelectConfig
 
-    inputs = check_inputs(SelectConfig(task="classification", method="nuggets"), RECORDS)
+    inputs = checked(SelectConfig(task="classification", method="nuggets"), RECORDS)
     backend = FakeBackend()
     context = MethodContext(inputs.examples, inputs.instruction, 0, lambda: backend, options={"anchors": 4})
     measured = nuggets_scores(context, list(range(20)))

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UserError
-from ..executor import PART_SIZE, Executed, Work, merge_shards, owned_parts, parts_work
-from ..methods import MethodDefaults, Scored, ShardDone
+from ..executor import PART_SIZE, Executed, Scored, ShardDone, Work, merge_shards, owned_parts, parts_work
+from ..methods import MethodDefaults
 from ..registry import import_object
 from ..reliability import Wording, split_half
 from ..runlogs import ScoredPart

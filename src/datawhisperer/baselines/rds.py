@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..episodes import EpisodePlan
-from ..methods import MethodDefaults, Scored, ShardDone
+from ..executor import Scored, ShardDone
+from ..methods import MethodDefaults
 from ..reliability import Wording
 
 if TYPE_CHECKING:
-    from ..embedding import Embeddings
     from ..inputs import RunInputs
+    from ..vectors import Embeddings
 
 
 def similarity_scores(pool: np.ndarray, targets: np.ndarray | None, seed: int) -> np.ndarray:
