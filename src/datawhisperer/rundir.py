@@ -50,17 +50,6 @@ class Ranked(Protocol):
 
     table: Table
 
-    def write_subsets(self, selection: Ranked, budgets: list[str], info: dict, overwrite: bool) -> list[Path]:
-        """A re-selection's subsets and what made them (subset.json); subsets already here need `overwrite`."""
-        if self.path.exists() and not overwrite and (any(self.path.glob("selected-*"))
-                                                     or (self.path / SUBSET_FILE).exists()):
-            raise UserError(f"{self.path} holds subsets already; pass --overwrite to replace them")
-        self.path.mkdir(parents=True, exist_ok=True)
-        subsets = [write_subset(selection.table, selection.chosen(budget),
-                                self.path / f"selected-{budget}{selection.table.suffix}") for budget in budgets]
-        atomic_write_json(self.path / SUBSET_FILE, info)
-        return subsets
-
     def score_rows(self) -> list[dict]: ...
 
     def chosen(self, budget: float | int | str) -> list[int]: ...
@@ -245,9 +234,11 @@ class RunDirectory:
         self.path.mkdir(parents=True, exist_ok=True)
         scores = self.path / SCORES_FILE
         atomic_write_text(scores, "".join(json.dumps(row) + "\n" for row in selection.score_rows()))
-        subsets = [write_subset(selection.table, selection.chosen(budget),
-                                self.path / f"selected-{budget}{selection.table.suffix}") for budget in budgets]
-        return [scores, *subsets]
+        return [scores, *self._subsets(selection, budgets)]
+
+    def _subsets(self, selection: Ranked, budgets: list[str]) -> list[Path]:
+        return [write_subset(selection.table, selection.chosen(budget),
+                             self.path / f"selected-{budget}{selection.table.suffix}") for budget in budgets]
 
     def write_subsets(self, selection: Ranked, budgets: list[str], info: dict, overwrite: bool) -> list[Path]:
         """A re-selection's subsets and what made them (subset.json); subsets already here need `overwrite`."""
@@ -255,8 +246,7 @@ class RunDirectory:
                                                      or (self.path / SUBSET_FILE).exists()):
             raise UserError(f"{self.path} holds subsets already; pass --overwrite to replace them")
         self.path.mkdir(parents=True, exist_ok=True)
-        subsets = [write_subset(selection.table, selection.chosen(budget),
-                                self.path / f"selected-{budget}{selection.table.suffix}") for budget in budgets]
+        subsets = self._subsets(selection, budgets)
         atomic_write_json(self.path / SUBSET_FILE, info)
         return subsets
 

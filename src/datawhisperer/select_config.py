@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from .errors import UserError
 from .estimators import DEFAULT_ESTIMATOR
 from .scoring import DEFAULT_WEIGHTING
-from .selection import parse_budget
+from .selection import checked_budgets
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -95,11 +95,7 @@ class SelectConfig:
     quiet: bool = option(False, "no progress bar or summary")
 
     def __post_init__(self) -> None:
-        self.budget = list(self.budget)
-        if not self.budget:
-            raise UserError("give at least one --budget")
-        for raw in self.budget:
-            parse_budget(raw)
+        self.budget = checked_budgets(self.budget)
         from .strategies import STRATEGIES
 
         STRATEGIES.get(self.strategy)

@@ -28,6 +28,16 @@ def parse_budget(raw: str | float | int) -> float | int:
     return value
 
 
+def checked_budgets(raw: list | tuple) -> list[str]:
+    """The --budget values as given, each checked; at least one."""
+    budgets = list(raw)
+    if not budgets:
+        raise UserError("give at least one --budget")
+    for value in budgets:
+        parse_budget(value)
+    return budgets
+
+
 def budget_count(budget: float | int, pool_size: int) -> int:
     """A count as it is; a fraction: floor(budget x N), at least one example (the epsilon keeps 0.29 x 100 at 29,
     not 28.999...)."""

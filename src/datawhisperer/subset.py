@@ -16,7 +16,7 @@ from .errors import UserError
 from .fingerprint import content_hash
 from .rundir import RunDirectory
 from .select_config import option
-from .selection import Selection, budget_count, parse_budget
+from .selection import Selection, budget_count, checked_budgets, parse_budget
 from .strategies import STRATEGIES, StrategyOptions, label_groups
 
 
@@ -44,11 +44,7 @@ class SubsetConfig:
     quiet: bool = option(False, "no summary")
 
     def __post_init__(self) -> None:
-        self.budget = list(self.budget)
-        if not self.budget:
-            raise UserError("give at least one --budget")
-        for raw in self.budget:
-            parse_budget(raw)
+        self.budget = checked_budgets(self.budget)
         if self.run_dir is None and self.scores is None:
             raise UserError("give a run directory, or --scores FILE with --data POOL")
         if self.strategy is not None:
