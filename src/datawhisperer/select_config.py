@@ -13,6 +13,7 @@ from .errors import UserError
 from .estimators import DEFAULT_ESTIMATOR
 from .scoring import DEFAULT_WEIGHTING
 from .selection import checked_budgets
+from .strategies import StrategyOptions
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -32,9 +33,9 @@ class SelectConfig:
     strategy: str = option("top", "how each budget is filled from the scores: top (the best scored), stratified "
                            "(drop the lowest --drop, then draw evenly across the score range) or diverse (drop the "
                            "lowest --drop, then cover the --val examples, or the pool, with the best scored)")
-    drop: float = option(0.2, "stratified, diverse: the lowest-scored fraction left out first")
-    strata: int = option(10, "stratified: strata over the kept score range")
-    score_weight: float = option(0.5, "diverse: weight of the scores against coverage (0 = coverage alone, 1 = "
+    drop: float = option(StrategyOptions.drop, "stratified, diverse: the lowest-scored fraction left out first")
+    strata: int = option(StrategyOptions.strata, "stratified: strata over the kept score range")
+    score_weight: float = option(StrategyOptions.score_weight, "diverse: weight of the scores against coverage (0 = coverage alone, 1 = "
                                  "scores alone)")
     balance: str = option("auto", "keep each label's share of the pool in every subset: on, off, or auto (on when "
                           "the answers are labels: at most 50 distinct, four records each on average)",
@@ -130,9 +131,7 @@ class SelectConfig:
                             "use it with --query-mode single")
 
     @property
-    def strategy_options(self):
-        from .strategies import StrategyOptions
-
+    def strategy_options(self) -> StrategyOptions:
         return StrategyOptions(self.drop, self.strata, self.score_weight)
 
     @property

@@ -44,9 +44,9 @@ class Candidates:
 
 @dataclass(frozen=True)
 class StrategyOptions:
-    drop: float = 0.2  # stratified, diverse: the lowest-scored fraction left out first
+    drop: float = 0.4  # stratified, diverse: the lowest-scored fraction left out first
     strata: int = 10  # stratified: strata over the kept score range
-    score_weight: float = 0.5  # diverse: 0 = coverage alone, 1 = scores alone
+    score_weight: float = 0.0  # diverse: 0 = coverage alone, 1 = scores alone
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.drop < 1.0:
