@@ -26,8 +26,8 @@ from .agreement import method_scores, selection_dir
 from .command_configs import BenchConfig, parse_method
 from .evaluate import evaluate_model
 from .finetune import train_lora
-from .tables import write_results
-from .task_model import builder_for, load_for_training, load_task_data
+from .tables import POOL_TOKENS, write_results
+from .task_model import builder_for, encode_completion, load_for_training, load_task_data
 
 # What a sitting may change without making its cells incomparable with the ones already on disk.
 PER_SITTING = ("out", "methods", "budgets", "seeds", "full", "device", "quiet", "eval_batch_size", "select_only",
@@ -128,6 +128,18 @@ class Bench:
         metrics, _ = self.evaluate(merged, tokenizer, device)
         return {"model": model_name, **metrics, **stats}
 
+    def pool_tokens(self) -> None:
+        """The tokens a full-pool fine-tune trains on (all epochs), in pool_tokens.json: without a full-pool cell,
+        STR is estimated from the cells' own fine-tune speed (tables.py)."""
+        path = self.out / POOL_TOKENS
+        if path.exists():
+            return
+        _, tokenizer, _, _ = load_for_training(self.config.model, "cpu", log=lambda m: None)
+        builder = builder_for(tokenizer, self.train.instruction)
+        config = self.config.finetune_config(seed=0)
+        tokens = sum(len(encode_completion(tokenizer, builder, e, config.max_length)[0]) for e in self.train.examples)
+        atomic_write_json(path, {"train_tokens": tokens * config.epochs, "examples": len(self.train.examples)})
+
     def evaluate(self, model, tokenizer, device) -> tuple[dict, list]:
         ev = self.config.evaluate_config()
         return evaluate_model(model, tokenizer, device, self.test, ev.generate_limit,
@@ -183,6 +195,7 @@ class Bench:
             self.log("[bench] selections done")
             return
         write_results(self.out, self.protocol)
+        self.pool_tokens()
         self.zero_shot()
         seeds = self.config.seeds
         if self.config.full and seeds:

@@ -14,6 +14,7 @@ from .agreement import agreement_markdown, seed_agreement
 
 CELL_KEYS = ("method", "budget", "seed", "score", "loss", "selection_seconds", "finetune_seconds",
              "mean_answer_words", "train_tokens", "final_loss", "examples", "steps", "cell_seconds", "composition")
+POOL_TOKENS = "pool_tokens.json"  # the full pool's training tokens (bench.py writes it)
 PAIRED_REFERENCE = reference_method()  # what every method is paired with: the registry's reference (random)
 
 
@@ -38,7 +39,22 @@ def collect(out: Path) -> dict:
     zero_shot = {k: v for k, v in _read(zero).items() if k in ("score", "loss", "mean_answer_words")} \
         if zero.exists() else None
     agreement = seed_agreement(out, sorted({c["method"] for c in cells}), sorted({c["seed"] for c in cells}))
-    return {"cells": cells, "full": full, "zero_shot": zero_shot, "agreement": agreement}
+    tokens = out / POOL_TOKENS
+    pool = _read(tokens) if tokens.exists() else None
+    return {"cells": cells, "full": full, "zero_shot": zero_shot, "agreement": agreement, "pool_tokens": pool}
+
+
+def full_seconds(results: dict) -> tuple[float, bool]:
+    """A full-pool fine-tune's seconds: measured (mean over its cells), or else estimated from the subsets' own
+    fine-tunes, seconds per training token times the pool's tokens (True: estimated)."""
+    measured = _mean_std([f["finetune_seconds"] for f in results["full"]])[0]
+    if measured == measured:
+        return measured, False
+    pool, rates = results.get("pool_tokens"), [c["finetune_seconds"] / c["train_tokens"] for c in results["cells"]
+                                                 if c.get("train_tokens") and c.get("finetune_seconds")]
+    if not pool or not rates:
+        return float("nan"), False
+    return float(np.mean(rates)) * pool["train_tokens"], True
 
 
 def _mean_std(values: list[float]) -> tuple[float, float, int]:
@@ -57,7 +73,7 @@ def _fmt(values: list[float], digits: int = 2) -> str:
 
 def summarize(results: dict) -> list[dict]:
     """One row per (method, budget): means, stds, seeds, STR."""
-    full_seconds = _mean_std([f["finetune_seconds"] for f in results["full"]])[0]
+    full, estimated = full_seconds(results)
     rows = []
     for (method, budget), cells in _groups(results["cells"]):
         score, score_std, n = _mean_std([c["score"] for c in cells])
@@ -68,7 +84,7 @@ def summarize(results: dict) -> list[dict]:
                      "mean_answer_words": _mean_std([c["mean_answer_words"] for c in cells])[0],
                      "train_tokens": _mean_std([c.get("train_tokens") for c in cells])[0],
                      "selection_seconds": selection,
-                     "str": selection / full_seconds if full_seconds == full_seconds and full_seconds else None})
+                     "str": selection / full if full == full and full else None, "str_estimated": estimated})
     return rows
 
 
@@ -98,6 +114,11 @@ def markdown(results: dict, config: dict) -> str:
         full = results["full"]
         lines.append(f"| full pool | 1 | {_outcome_columns(full)} | fine-tune "
                      f"{_fmt([f['finetune_seconds'] for f in full], 0)} | |")
+    elif summary and summary[0]["str_estimated"]:
+        seconds, _ = full_seconds(results)
+        lines += ["", f"STR is estimated: no full-pool fine-tune ran here; at the subsets' own fine-tune speed "
+                  f"(seconds per training token) the pool's {results['pool_tokens']['train_tokens']} training tokens "
+                  f"take about {seconds:.0f} s."]
     if results["zero_shot"]:
         z = results["zero_shot"]
         lines.append(f"| zero-shot | 0 | {z['score']:.2f} | {z['loss']:.4f} | {z.get('mean_answer_words', 0):.1f} | | | |")

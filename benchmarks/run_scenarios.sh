@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The three scenario benchmarks of issue 18 (benchmarks/scenarios.py), in the order they were run. Resumable:
+# rerun to continue; finished selections and cells are skipped. Reads ../shared/data by path and skips cleanly
+# when it is absent. On this 2-core machine they ran as two jobs of one thread each (OMP_NUM_THREADS=1), one
+# playing the selections (--select-only) and one the fine-tunes once a cell's selection had finished.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run() { .venv/bin/python benchmarks/scenarios.py "$@"; }
+SELECTORS=(--methods datawhisperer-calibrated-diverse --methods rds --methods datawhisperer-paper)
+CELLS=(--methods datawhisperer-calibrated-diverse --methods rds --methods datawhisperer-calibrated
+       --methods datawhisperer-calibrated-stratified --methods datawhisperer-paper)
+for scenario in noisy mixed; do
+  run $scenario --select-only --seeds 0 --seeds 1 --seeds 2 "${SELECTORS[@]}" "$@"
+  run $scenario --no-full --seeds 0 --seeds 1 --seeds 2 --seeds 3 --seeds 4 --methods random "$@"
+  run $scenario --no-full --seeds 0 --seeds 1 --seeds 2 "${CELLS[@]}" "$@"
+  # five seeds for the default and its closest challenger
+  run $scenario --no-full --seeds 3 --seeds 4 --methods datawhisperer-calibrated-diverse --methods rds "$@"
+  run $scenario --seeds 0 --methods random "$@"  # the full pool (STR's denominator)
+done
+run selective --select-only --seeds 0 --seeds 1 --seeds 2 "${SELECTORS[@]}" "$@"
+run selective --no-full --seeds 0 --seeds 1 --seeds 2 --seeds 3 --seeds 4 --methods random "$@"
+run selective --no-full --seeds 0 --seeds 1 --seeds 2 "${CELLS[@]}" "$@"
+run selective --no-full --seeds 3 --seeds 4 --methods datawhisperer-calibrated-diverse --methods rds "$@"
+run selective --seeds 0 --methods random "$@"
