@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/python -m datawhisperer.demo build demo/plurals.jsonl
 	$(BIN)/datawhisperer select demo/plurals.jsonl --task demo/plurals.yaml --out $(DEMO_OUT) --overwrite \
-		--budget 0.1 --budget 0.5 --rounds 3
+		--budget 0.1 --budget 0.5
 	$(BIN)/python -m datawhisperer.demo report $(DEMO_OUT) demo/plurals.jsonl
 
 test: install

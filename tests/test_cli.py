@@ -9,7 +9,8 @@ from conftest import assert_varied, labelled_records, plural_records, read_episo
 
 from datawhisperer.cli import main
 
-FAKE = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--quiet"]
+FAKE = ["--backend", "fake", "--task", "classification", "--estimator", "paper", "--strategy", "top", "--n-demos", "3",
+        "--n-queries", "2", "--quiet"]
 
 
 def run_cli(*args):
@@ -91,7 +92,7 @@ def test_unparseable_answers_fail_episodes_and_are_never_scored_zero(tmp_path):
     with pytest.raises(UserError, match="no example could be scored"):  # and so no subset is written
         datawhisperer.select(plural_records(12), backend_instance=FakeBackend(answer_fn=lambda suffix: "no idea"),
                              task="classification", query_mode="multi", max_retries=1, n_demos=3, n_queries=2,
-                             out=str(out), quiet=True)
+                             out=str(out), quiet=True, estimator="paper")
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "failed" and not list(out.glob("selected-*"))
     # 4 planned episodes, each re-drawn once; then each of its 3 demonstrations gets make-up tries in new
@@ -183,7 +184,7 @@ def test_python_api_mirrors_the_cli(tmp_path):
 
     records = labelled_records(16)
     selection = datawhisperer.select(records, backend="fake", task="classification", n_demos=3, n_queries=2,
-                                     quiet=True, budget=[0.25])
+                                     quiet=True, budget=[0.25], estimator="paper")
     assert len(selection.scores) == 16 and (selection.appearances >= 1).all()
     assert_varied(selection.scores.tolist())  # so the first of the subset is the best for a reason
     subset = selection.subset(0.25)

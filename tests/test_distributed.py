@@ -13,9 +13,11 @@ from conftest import assert_same_run, assert_varied, labelled_records, read_epis
 
 from datawhisperer.cli import main
 
-FAKE = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--quiet"]
+FAKE = ["--backend", "fake", "--task", "classification", "--estimator", "paper", "--strategy", "top", "--n-demos", "3",
+        "--n-queries", "2", "--quiet"]
 # the taught tiny model answers with a label and ends its turn within 12 tokens (see taught_model_dir)
-TINY = ["--task", "classification", "--n-demos", "3", "--n-queries", "2", "--max-new-tokens", "12", "--quiet"]
+TINY = ["--task", "classification", "--estimator", "paper", "--strategy", "top", "--n-demos", "3", "--n-queries", "2",
+        "--max-new-tokens", "12", "--quiet"]
 
 
 def tiny(scoring: str) -> list[str]:
@@ -274,7 +276,9 @@ def test_a_baseline_over_two_ranks_equals_one_process(tmp_path, pool, taught_mod
 
 
 @pytest.mark.parametrize("method,extra", [("rds", []), ("rds", ["--val", "val"]),
-                                          ("datawhisperer", ["--strategy", "diverse", "--val", "val"])])
+                                          ("datawhisperer", ["--estimator", "paper", "--strategy", "diverse", "--val",
+                                                             "val"]),
+                                          ("datawhisperer", ["--val", "val"])])  # the default: only --val is embedded
 def test_the_embedding_step_over_shards_merged_equals_one_run(tmp_path, pool, method, extra):
     """Embeddings are played in fixed parts like a baseline's: shards log their own parts, merge assembles them."""
     val = write_jsonl(tmp_path / "val.jsonl", labelled_records(10))
@@ -286,7 +290,8 @@ def test_the_embedding_step_over_shards_merged_equals_one_run(tmp_path, pool, me
         out = tmp_path / f"shard{index}"
         assert main(["select", pool, "--out", str(out), "--shard", f"{index}/2", "--method", method, *BASELINE,
                      *extra]) == 0
-        assert (out / "embedded.jsonl").exists() and not (out / "embeddings.npz").exists()
+        assert (out / "embedded.jsonl").exists() == (index == 0 or "paper" in extra or method == "rds")
+        assert not (out / "embeddings.npz").exists()
         shards.append(str(out))
     merged = tmp_path / "merged"
     assert main(["merge", *shards, "--out", str(merged), "--quiet"]) == 0

@@ -19,7 +19,8 @@ def test_embedded_model_scores_a_small_pool(tmp_path):
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(json.dumps(r) + "\n" for r in records))
     out = tmp_path / "out"
-    code = main(["select", str(pool), "--task", str(ROOT / "demo" / "plurals.yaml"), "--out", str(out), "--n-demos", "3",
+    code = main(["select", str(pool), "--task", str(ROOT / "demo" / "plurals.yaml"), "--out", str(out), "--estimator",
+                 "paper", "--strategy", "top", "--n-demos", "3",
                  "--n-queries", "2", "--budget", "0.2", "--quiet"])
     assert code == 0
     info = json.loads((out / "run.json").read_text())

@@ -8,12 +8,12 @@ from datawhisperer.select_config import SelectConfig
 
 
 def test_inputs_are_checked_and_fingerprinted_by_content():
-    config = SelectConfig(task="classification", n_demos=3, n_queries=2, seed=4)
+    config = SelectConfig(estimator="paper", task="classification", n_demos=3, n_queries=2, seed=4)
     inputs = checked(config, plural_records(12))
     assert len(inputs.examples) == 12 and inputs.plan.n_demos == 3 and inputs.instruction == inputs.task.instruction
-    again = checked(SelectConfig(task="classification", n_demos=3, n_queries=2, seed=4), plural_records(12))
+    again = checked(SelectConfig(estimator="paper", task="classification", n_demos=3, n_queries=2, seed=4), plural_records(12))
     assert again.fingerprint == inputs.fingerprint
-    other = checked(SelectConfig(task="classification", n_demos=3, n_queries=2, seed=4), plural_records(13))
+    other = checked(SelectConfig(estimator="paper", task="classification", n_demos=3, n_queries=2, seed=4), plural_records(13))
     assert other.fingerprint["data"] != inputs.fingerprint["data"]
 
 
@@ -23,7 +23,7 @@ def test_inputs_are_checked_and_fingerprinted_by_content():
 ])
 def test_bad_settings_are_one_line_errors(options, message):
     with pytest.raises(UserError, match=message):
-        checked(SelectConfig(task="classification", n_demos=3, n_queries=2, **options), plural_records(12))
+        checked(SelectConfig(estimator="paper", task="classification", n_demos=3, n_queries=2, **options), plural_records(12))
 
 
 def test_baselines_have_no_episode_plan():

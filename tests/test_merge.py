@@ -13,7 +13,7 @@ from datawhisperer.select_config import SelectConfig
 
 def run(pool: str, out, shard: str | None = None) -> None:
     select(SelectConfig(pool, out=str(out), task="classification", n_demos=3, n_queries=2, episode_batch=2,
-                        shard=shard, quiet=True, budget=["0.25"]), backend=FakeBackend())
+                        shard=shard, quiet=True, budget=["0.25"], estimator="paper"), backend=FakeBackend())
 
 
 def test_merged_shards_are_the_single_run(tmp_path):

@@ -30,7 +30,7 @@ def test_the_runner_gives_every_method_the_same_checks_and_outputs(tmp_path, met
     pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(20))
     out = tmp_path / "out"
     config = SelectConfig(pool, out=str(out), method=method, task="classification", n_demos=3, n_queries=2,
-                          anchors=4, quiet=True, budget=["0.25"])
+                          anchors=4, quiet=True, budget=["0.25"], estimator="paper")
     selection = select(config, backend=FakeBackend())
     assert {p.name for p in out.iterdir()} >= {"run.json", "scores.jsonl", "selected-0.25.jsonl"}
     info = json.loads((out / "run.json").read_text())

@@ -22,7 +22,8 @@ from datawhisperer.cli import main
 
 GOLDEN = Path(__file__).parent / "golden" / "runs"
 ROOT = Path(__file__).parents[1]
-FAKE = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--quiet"]
+FAKE = ["--backend", "fake", "--task", "classification", "--estimator", "paper", "--strategy", "top", "--n-demos", "3",
+        "--n-queries", "2", "--quiet"]
 # keys that hold timings or the machine (and "str", selection seconds over fine-tune seconds)
 VOLATILE = ("seconds", "peak_rss_mb", "peak_cuda_mb", "peak_memory_scope", "threads")  # threads: the machine's cores
 
@@ -124,6 +125,17 @@ def test_select_outputs_unchanged(tmp_path, case, args):
     check_against_golden(case, out, tmp_path)
 
 
+def test_the_default_configuration_is_unchanged(tmp_path):
+    """`select` with no flags: the calibrated estimator and the diverse strategy (with --val, covering it)."""
+    pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(24))
+    val = write_jsonl(tmp_path / "val.jsonl", labelled_records(30)[24:])
+    for case, extra in (("fake-default", []), ("fake-default-val", ["--val", val])):
+        out = tmp_path / case
+        assert main(["select", pool, "--out", str(out), "--backend", "fake", "--task", "classification", "--quiet",
+                     *extra]) == 0
+        check_against_golden(case, out, tmp_path)
+
+
 def test_merged_shards_unchanged(tmp_path):
     pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(24))
     for shard in ("0/2", "1/2"):
@@ -167,6 +179,6 @@ def test_embedded_model_outputs_unchanged(tmp_path):
     records = [r for r in build() if r["kind"] == "clean"][:8]
     pool = write_jsonl(tmp_path / "pool.jsonl", records)
     out = tmp_path / "out"
-    assert main(["select", pool, "--task", str(ROOT / "demo" / "plurals.yaml"), "--out", str(out), "--n-demos", "3",
-                 "--n-queries", "2", "--budget", "0.25", "--quiet"]) == 0
+    assert main(["select", pool, "--task", str(ROOT / "demo" / "plurals.yaml"), "--out", str(out), "--estimator",
+                 "paper", "--strategy", "top", "--n-demos", "3", "--n-queries", "2", "--budget", "0.25", "--quiet"]) == 0
     check_against_golden("embedded-generate", out, tmp_path, rel=1e-5)

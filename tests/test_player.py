@@ -39,7 +39,7 @@ class RecordingBackend(FakeBackend):
 
 
 def player_for(backend, records, **options) -> EpisodePlayer:
-    config = SelectConfig(task="math", quiet=True, **options)
+    config = SelectConfig(task="math", quiet=True, **{"estimator": "paper", **options})
     return EpisodePlayer(checked(config, records), backend)
 
 
@@ -81,7 +81,7 @@ def _right_unless_divisible_by_three(suffix: str) -> str:
 
 def test_an_answer_cut_at_the_token_limit_fails_its_episode_and_is_redrawn(tmp_path):
     out = tmp_path / "out"
-    select(SelectConfig(task="math", n_demos=3, n_queries=2, max_new_tokens=64, quiet=True, query_source="rest",
+    select(SelectConfig(estimator="paper", task="math", n_demos=3, n_queries=2, max_new_tokens=64, quiet=True, query_source="rest",
                         out=str(out)),
            math_records(), TruncatingBackend(answer_fn=_right_unless_divisible_by_three))
     episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
@@ -97,7 +97,7 @@ def test_a_cut_free_text_answer_is_scored_as_generated(tmp_path):
     """ROUGE-L scores what was generated: a free-text answer cut at the limit is a partial answer, not a failure."""
     out = tmp_path / "out"
     records = [{"question": r["question"], "answer": r["answer"]} for r in math_records()]
-    select(SelectConfig(task="math", metric="rouge_l", n_demos=3, n_queries=2, max_new_tokens=64, quiet=True,
+    select(SelectConfig(estimator="paper", task="math", metric="rouge_l", n_demos=3, n_queries=2, max_new_tokens=64, quiet=True,
                         query_source="rest", out=str(out)),
            records, TruncatingBackend(answer_fn=_right_unless_divisible_by_three))
     episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]

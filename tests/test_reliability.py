@@ -39,10 +39,10 @@ def test_a_one_round_paper_run_says_its_reliability_is_unknown_and_what_to_do():
     from datawhisperer.backends.fake import FakeBackend
 
     selection = datawhisperer.select(labelled_records(24), backend_instance=FakeBackend(), task="classification",
-                                     n_demos=3, n_queries=2, quiet=True)
+                                     n_demos=3, n_queries=2, quiet=True, estimator="paper")
     entry = selection.info["reliability"]
     assert entry["projected"] is None and entry["split_half_spearman"] is not None  # measured, not projected
     assert "not measurable from one round" in describe(entry) and "--rounds 2 or more" in verdict(entry)
     two = datawhisperer.select(labelled_records(24), backend_instance=FakeBackend(), task="classification",
-                               n_demos=3, n_queries=2, rounds=2, quiet=True).info["reliability"]
+                               n_demos=3, n_queries=2, rounds=2, quiet=True, estimator="paper").info["reliability"]
     assert two["split"] == "rounds" and two["projected"] is not None

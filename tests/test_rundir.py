@@ -17,7 +17,8 @@ from datawhisperer.rundir import RunDirectory
 from datawhisperer.runlogs import EpisodeLog
 
 HELPER = Path(__file__).parent / "helpers" / "slow_select.py"
-FAKE = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--quiet"]
+FAKE = ["--backend", "fake", "--task", "classification", "--estimator", "paper", "--strategy", "top", "--n-demos", "3",
+        "--n-queries", "2", "--quiet"]
 
 
 def lines(path: Path) -> int:

@@ -37,7 +37,7 @@ def run(tmp_path: Path, name: str, backend=None, extra=()) -> tuple[list[dict], 
     pool = write_jsonl(tmp_path / "pool.jsonl", records())
     val = write_jsonl(tmp_path / "val.jsonl", [{"text": f"query {i}", "label": f"{i % 2}"} for i in range(6)])
     config = SelectConfig(pool, out=str(out), task="classification", n_demos=3, n_queries=2, max_length=62,
-                          val=val, quiet=True, **dict(extra))
+                          val=val, quiet=True, strategy="top", **dict(extra), estimator="paper")
     select(config, backend=backend or FakeBackend(answer_fn=always_zero, max_length=62))
     rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
     return rows, json.loads((out / "run.json").read_text())
@@ -159,7 +159,7 @@ def test_a_run_that_scores_nothing_ends_in_one_line_and_writes_no_subset(tmp_pat
     pool = write_jsonl(tmp_path / "pool.jsonl", records()[:12])
     out = tmp_path / "out"
     with pytest.raises(UserError) as caught:
-        select(SelectConfig(pool, out=str(out), task="classification", n_demos=3, n_queries=2, quiet=True),
+        select(SelectConfig(pool, out=str(out), task="classification", n_demos=3, n_queries=2, quiet=True, estimator="paper"),
                backend=Unparseable())
     assert "no example could be scored (12 every episode failed)" in str(caught.value)
     assert "\n" not in str(caught.value)

@@ -59,7 +59,7 @@ def test_what_cannot_be_met_is_a_one_line_error_and_writes_nothing(tmp_path, cap
     pool = classification_pool(tmp_path, 40)
     out = tmp_path / "run"
     select(SelectConfig(pool, out=str(out), task="classification", quiet=True, estimator="paper", n_demos=3,
-                        n_queries=2, rounds=2), backend=FakeBackend())
+                        n_queries=2, rounds=2, strategy="top"), backend=FakeBackend())  # no embeddings
     assert len(set(RunDirectory(out).scores().tolist())) > 30  # few ties: the drop bites
     before = sorted(p.name for p in out.rglob("*"))
     assert main(["subset", str(out), *args]) == 2

@@ -43,7 +43,8 @@ def check_inputs(config: SelectConfig, method, records: list[dict] | None = None
     method.check(config)  # what only the chosen method (and its estimator) reads
     plays_episodes = method.plays_episodes
     estimator = ESTIMATORS.get(config.estimator)
-    config = replace(config, **(estimator.overrides(config) if plays_episodes else {}))
+    config = replace(config, **(estimator.overrides(config) if plays_episodes else {}),
+                     strategy=method.default_strategy if config.strategy == "auto" else config.strategy)
     task = load_task(config.task)
     metric_name = config.metric or task.metric
     metric = resolve_metric(metric_name)

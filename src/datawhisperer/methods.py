@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 class Method(Protocol):
     needs_model: bool
     plays_episodes: bool
+    default_strategy: str  # what --strategy auto means for this method
     seeded: bool  # draws at random: another seed gives another ranking (the bench selects once per seed)
     wording: Wording
 
@@ -61,9 +62,11 @@ class Method(Protocol):
 
 
 class MethodDefaults:
-    """What a method has when it says nothing: no options of its own, one bench name (its registry name)."""
+    """What a method has when it says nothing: no options of its own, one bench name (its registry name), and
+    its ranking taken as it is (strategy top) when --strategy is auto."""
 
     name: str
+    default_strategy: str = "top"
 
     def check(self, config: SelectConfig) -> None:
         return None

@@ -30,9 +30,10 @@ class SelectConfig:
     out: str | None = option(None, "directory for scores.jsonl, selected-<B>.<ext>, run.json, episodes.jsonl")
     budget: list[str] = option(("0.1",), "what to select: a fraction of the pool in (0, 1] (0.05 or 5%), or a number "
                                "of examples (a whole number above 1); one or more", repeat=True)
-    strategy: str = option("top", "how each budget is filled from the scores: top (the best scored), stratified "
-                           "(drop the lowest --drop, then draw evenly across the score range) or diverse (drop the "
-                           "lowest --drop, then cover the --val examples, or the pool, with the best scored)")
+    strategy: str = option("auto", "how each budget is filled from the scores: top (the best scored), stratified "
+                           "(drop the lowest --drop, then draw evenly across the score range), diverse (drop the "
+                           "lowest --drop, then cover the --val examples, or the pool), or auto: the method's own "
+                           "(diverse for datawhisperer, top for a baseline)")
     drop: float = option(StrategyOptions.drop, "stratified, diverse: the lowest-scored fraction left out first")
     strata: int = option(StrategyOptions.strata, "stratified: strata over the kept score range")
     score_weight: float = option(StrategyOptions.score_weight, "diverse: weight of the scores against coverage (0 = coverage alone, 1 = "
@@ -99,7 +100,8 @@ class SelectConfig:
         self.budget = checked_budgets(self.budget)
         from .strategies import STRATEGIES
 
-        STRATEGIES.get(self.strategy)
+        if self.strategy != "auto":
+            STRATEGIES.get(self.strategy)
         self.strategy_options  # noqa: B018 (checks drop, strata and score-weight)
         if self.answer_tokens < 1:
             raise UserError(f"answer-tokens must be at least 1, got {self.answer_tokens}")

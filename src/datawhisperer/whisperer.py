@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .embedding import recorded_embeddings
 from .episodes import EpisodePlan, owner_of
 from .errors import UserError
-from .estimators import ESTIMATORS
+from .estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from .executor import Executed, Scored, ShardDone, Work, merge_shards
 from .inputs import RunInputs
 from .methods import MethodDefaults
@@ -131,6 +131,7 @@ def episode_work(inputs: RunInputs, backend) -> Work:
     return work
 
 
+PAPER = "paper"  # the estimator whose credit the weightings are (estimators.py)
 _BENCH_NAME = re.compile(r"datawhisperer(?:-(?P<weighting>[a-z_]+))?(?:-r(?P<rounds>\d+))?")
 
 
@@ -140,6 +141,7 @@ class DataWhisperer(MethodDefaults):
     needs_model: bool = True
     plays_episodes: bool = True
     seeded: bool = True
+    default_strategy: str = "diverse"  # chosen by the scenario benchmarks (benchmarks/README.md)
     wording: Wording = Wording("Data Whisperer")  # a run's reliability is its estimator's, worded by the estimator
 
     def check(self, config) -> None:
@@ -158,7 +160,11 @@ class DataWhisperer(MethodDefaults):
             [f"{self.name}-{e}" for e in ESTIMATORS.names() if e not in WEIGHTINGS]
 
     def parse_bench_name(self, name: str) -> dict | None:
-        """datawhisperer[-<weighting>][-r<rounds>] (the paper estimator) or datawhisperer-<estimator>."""
+        """datawhisperer[-<weighting>][-r<rounds>] (the paper estimator) or datawhisperer-<estimator>; the bare
+        name is the default configuration, with its default strategy."""
+        if name == self.name and DEFAULT_ESTIMATOR not in WEIGHTINGS:
+            return {"base": self.name, "weighting": None, "rounds": 1, "estimator": DEFAULT_ESTIMATOR,
+                    "strategy": self.default_strategy}
         estimator = name.removeprefix(f"{self.name}-")
         if estimator in ESTIMATORS and estimator not in WEIGHTINGS:
             return {"base": self.name, "weighting": None, "rounds": 1, "estimator": estimator}
@@ -169,7 +175,7 @@ class DataWhisperer(MethodDefaults):
         rounds = int(match["rounds"] or 1)
         if rounds < 1:
             raise UserError(f"method {name!r}: rounds must be at least 1")
-        return {"base": self.name, "weighting": weighting, "rounds": rounds}
+        return {"base": self.name, "weighting": weighting, "rounds": rounds, "estimator": PAPER}
 
     def records_embeddings(self, inputs: RunInputs) -> bool:
         return inputs.estimator.records_embeddings(inputs.config)

@@ -193,7 +193,7 @@ def test_select_keeps_episodes_inside_a_short_sliding_window(tmp_path, family_na
     backend = HFBackend(preloaded=(model, tokenizer), device="cpu", layer=2)
     records = [{"text": f"the red fox ran {i}" if i % 2 else "a city", "label": "the red foxes ran"}
                for i in range(12)]
-    config = SelectConfig(task="classification", n_demos=4, n_queries=2, out=str(tmp_path / "run"),
+    config = SelectConfig(estimator="paper", task="classification", n_demos=4, n_queries=2, out=str(tmp_path / "run"),
                           instruction="Give the plural of each noun phrase.", max_new_tokens=4, scoring=scoring,
                           quiet=True, budget=["0.5"])
     select(config, records=records, backend=backend)

@@ -10,7 +10,8 @@ from datawhisperer.reliability import spearman, top_overlap
 from datawhisperer.rundir import RunDirectory
 from datawhisperer.scoring import aggregate
 
-FAKE = ["--backend", "fake", "--task", "classification", "--n-demos", "3", "--n-queries", "2", "--quiet"]
+FAKE = ["--backend", "fake", "--task", "classification", "--estimator", "paper", "--strategy", "top", "--n-demos", "3",
+        "--n-queries", "2", "--quiet"]
 
 
 @pytest.fixture

@@ -227,16 +227,17 @@ def test_bad_bench_options_are_refused_before_any_cell_in_the_bench_flag_names(t
 
 
 @pytest.mark.parametrize("name,parsed", [
-    ("datawhisperer", ("datawhisperer", "paper", 1, "paper", "top")),
+    ("datawhisperer", ("datawhisperer", None, 1, "calibrated", "diverse")),  # the default configuration
+    ("datawhisperer-paper", ("datawhisperer", "paper", 1, "paper", "top")),
     ("datawhisperer-uniform", ("datawhisperer", "uniform", 1, "paper", "top")),
     ("datawhisperer-debiased-r3", ("datawhisperer", "debiased", 3, "paper", "top")),
     ("datawhisperer-r2", ("datawhisperer", "paper", 2, "paper", "top")),
     ("datawhisperer-calibrated", ("datawhisperer", None, 1, "calibrated", "top")),
     ("datawhisperer-calibrated-stratified", ("datawhisperer", None, 1, "calibrated", "stratified")),
     ("datawhisperer-paper-r3-diverse", ("datawhisperer", "paper", 3, "paper", "diverse")),
-    ("ifd", ("ifd", None, 1, "paper", "top")),
-    ("rds-diverse", ("rds", None, 1, "paper", "diverse")),
-    ("nuggets", ("nuggets", None, 1, "paper", "top")),
+    ("ifd", ("ifd", None, 1, None, "top")),
+    ("rds-diverse", ("rds", None, 1, None, "diverse")),
+    ("nuggets", ("nuggets", None, 1, None, "top")),
 ])
 def test_method_names(name, parsed):
     from datawhisperer.harness.command_configs import parse_method

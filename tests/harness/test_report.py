@@ -71,7 +71,7 @@ def test_a_selection_report_shows_the_runs_reliability(tmp_path):
 
     out = tmp_path / "run"
     datawhisperer.select(labelled_records(24), backend_instance=FakeBackend(), task="classification", rounds=2,
-                         n_demos=3, n_queries=2, out=str(out), quiet=True)
+                         n_demos=3, n_queries=2, out=str(out), quiet=True, estimator="paper")
     page = report(ReportConfig(str(out))).read_text()
     assert "<h2>Reliability</h2>" in page and "halves by rounds" in page
 

@@ -165,7 +165,7 @@ class BenchConfig:
         parsed = parse_method(method)
         return self._build(SELECT, data=data, out=out, model=self.scorer_model or self.model, method=parsed.base,
                            seed=seed if parsed.seeded else 0, rounds=parsed.rounds, resume=True,
-                           estimator=parsed.estimator, strategy=parsed.strategy)
+                           strategy=parsed.strategy, **({"estimator": parsed.estimator} if parsed.estimator else {}))
 
     def finetune_config(self, seed: int) -> FinetuneConfig:
         """The fine-tune of one cell (its examples come from the selection, not from a file)."""
@@ -190,22 +190,19 @@ class BenchConfig:
             raise UserError(message) from None
 
 
-DEFAULT_ESTIMATOR = SelectConfig.__dataclass_fields__["estimator"].default
-
-
 class BenchMethod(NamedTuple):
     base: str  # a selection method's registry name
-    weighting: str | None  # Data Whisperer's demonstration weighting; None for a baseline
+    weighting: str | None  # Data Whisperer's demonstration weighting (the paper estimator); None otherwise
     rounds: int
-    estimator: str = DEFAULT_ESTIMATOR  # Data Whisperer's estimator (estimators.py)
+    estimator: str | None = None  # Data Whisperer's estimator (estimators.py); None for a baseline
     strategy: str = "top"  # how the budget is filled from the run's scores (strategies.py)
 
     @property
     def run_name(self) -> str:
-        """The selection run this method reads: the weightings of one estimator share one run per round count."""
-        if self.estimator != DEFAULT_ESTIMATOR:
-            return f"{self.base}-{self.estimator}"
-        return self.base if self.weighting is None else f"{self.base}-r{self.rounds}"
+        """The selection run this method reads: the weightings share one run per round count."""
+        if self.weighting is not None:
+            return f"{self.base}-r{self.rounds}"
+        return f"{self.base}-{self.estimator}" if self.estimator else self.base
 
     @property
     def seeded(self) -> bool:
