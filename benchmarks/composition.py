@@ -3,7 +3,7 @@ swapped records (noisy) or of target-task records (mixed) in the subsets of ever
 over several strategy seeds. Used to choose the strategies' options before any fine-tune is spent on them.
 
     python benchmarks/composition.py noisy --budget 0.1
-    python benchmarks/composition.py mixed --budget 0.1 --drop 0.2 0.3 0.5 --score-weight 0.3 0.5 0.7
+    python benchmarks/composition.py mixed --budget 0.1 --drop 0.3 0.4 --score-weight 0 0.05 0.1
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", choices=sorted(FIELDS))
     parser.add_argument("--budget", default="0.1")
-    parser.add_argument("--drop", type=float, nargs="+", default=[0.2, 0.3, 0.5])
-    parser.add_argument("--score-weight", type=float, nargs="+", default=[0.3, 0.5, 0.7])
+    parser.add_argument("--drop", type=float, nargs="+", default=[0.2, 0.3, 0.4])
+    parser.add_argument("--score-weight", type=float, nargs="+", default=[0.0, 0.05, 0.1])
     parser.add_argument("--seeds", type=int, default=5, help="strategy seeds averaged per selection")
     args = parser.parse_args(argv)
     field, value = FIELDS[args.scenario]

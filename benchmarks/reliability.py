@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "bioinstruct" / "pool.json"
 OUT = ROOT / "benchmarks" / "results" / "reliability_smollm2"
 PAPER_RUNS = ROOT / "benchmarks" / "results" / "bioinstruct_smollm2" / "selections"  # the bench's own runs
-SETTINGS = {  # name -> SelectConfig options
+SETTINGS = {  # name -> SelectConfig options (each ranks the pool: strategy top, as when these ran)
     "paper": {"estimator": "paper", "n_demos": 5, "n_queries": 3, "max_new_tokens": 64},
     "calibrated-icl-p8": {"estimator": "calibrated", "panel": 8, "coherence_weight": 0.0},  # the in-context part
-    "calibrated-p8": {"estimator": "calibrated", "panel": 8},  # the default
+    "calibrated-p8": {"estimator": "calibrated", "panel": 8},  # the default until the scenario benchmarks (now 4)
     "calibrated-p4": {"estimator": "calibrated", "panel": 4},
     "calibrated-p16": {"estimator": "calibrated", "panel": 16},
     "nuggets": {"method": "nuggets"},  # a seeded baseline: its split-half (by anchors) against two seeds
@@ -69,7 +69,7 @@ def run(name: str, seed: int, noisy: bool) -> Path:
     if not RunDirectory(out).finished():
         select(SelectConfig(str(swapped if noisy else clean), out=str(out), task="instruction", seed=seed,
                             resume=RunDirectory(out).holds_run(), device="cpu", budget=["0.05", "0.1"],
-                            **SETTINGS[name]))
+                            strategy="top", **SETTINGS[name]))
     return out
 
 
@@ -102,7 +102,8 @@ def recomputed_reliability(path: Path, info: dict) -> dict:
 
     outcomes = list(RunDirectory(path).outcomes().values())
     estimator = ESTIMATORS.get(info["config"].get("estimator", "paper"))
-    return estimator.reliability(outcomes, N_POOL, SelectConfig(weighting=info["config"].get("weighting", "paper")))
+    return estimator.reliability(outcomes, N_POOL, SelectConfig(estimator="paper",
+                                                                weighting=info["config"].get("weighting", "paper")))
 
 
 def summarise(name: str, lengths: np.ndarray, chosen: list[int], baseline_seconds: float) -> dict | None:
@@ -173,7 +174,7 @@ def cost(n_records: int) -> None:
         out = OUT / "cost" / name
         start = time.perf_counter()
         select(SelectConfig(str(subset), out=str(out), task="instruction", overwrite=True, device="cpu", quiet=True,
-                            **SETTINGS[name]))
+                            strategy="top", **SETTINGS[name]))
         seconds[name] = {"selection_seconds": RunDirectory(out).info()["selection_seconds"],
                          "wall_seconds": round(time.perf_counter() - start, 1)}
     ratios = {name: seconds[name]["selection_seconds"] / seconds["paper"]["selection_seconds"] for name in seconds}
@@ -200,6 +201,7 @@ def demo() -> None:
         out = OUT / "demo" / name
         if not RunDirectory(out).finished():
             options = {k: v for k, v in SETTINGS[name].items() if k not in ("n_demos", "n_queries", "max_new_tokens")}
+            options["strategy"] = "top"
             select(SelectConfig(str(pool), out=str(out), task=str(DEMO / "plurals.yaml"), device="cpu", quiet=True,
                                 resume=RunDirectory(out).holds_run(), **options))
         shares[name] = broken_share(records, bottom_fifth(RunDirectory(out).scores()))

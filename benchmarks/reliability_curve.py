@@ -63,7 +63,7 @@ def calibrated_curve(lengths: np.ndarray) -> list[dict]:
 
 
 def paper_curve(lengths: np.ndarray) -> list[dict]:
-    estimator, settings = ESTIMATORS.get("paper"), SelectConfig()
+    estimator, settings = ESTIMATORS.get("paper"), SelectConfig(estimator="paper")
     runs = {int(p.name.rsplit("-s", 1)[1]): p for p in sorted(PAPER_RUNS.glob("datawhisperer-r3-s*"))
             if RunDirectory(p).finished()}
     if len(runs) < 2:

@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     modes = [("reference", 1), ("generate", 1), ("generate", args.episode_batch), ("likelihood", 1)]
     for scoring, group in modes:
         name = scoring if group == 1 else f"{scoring} x{group}"
-        config = SelectConfig(task=args.task, n_demos=args.n_demos, n_queries=args.n_queries,
+        config = SelectConfig(task=args.task, estimator="paper", strategy="top", n_demos=args.n_demos,
+                              n_queries=args.n_queries,
                               max_new_tokens=args.max_new_tokens, scoring="generate" if scoring == "reference"
                               else scoring, episode_batch=group, quiet=True)
         prepared = check_inputs(config, METHODS.get(config.method), records)

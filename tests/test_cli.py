@@ -285,3 +285,11 @@ def test_lower_layers_import_nothing_from_the_command_line_layer():
             if bad:
                 offending[path.relative_to(src).as_posix()] = bad
     assert not offending
+
+
+@pytest.mark.parametrize("command", ["select", "subset", "merge", "bench", "finetune", "evaluate", "report"])
+def test_every_command_prints_its_help(command, capsys):
+    """argparse formats help text with %: a literal one ("5%") used to end --help in a traceback."""
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0 and "--" in capsys.readouterr().out

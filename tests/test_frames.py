@@ -44,3 +44,9 @@ def test_a_dataset_dict_split_is_named_and_a_wrong_one_is_a_one_line_error():
         datawhisperer.select(splits, backend_instance=FakeBackend(), **OPTIONS)
     with pytest.raises(UserError, match="has no split 'validation'"):
         datawhisperer.select(splits, split="validation", backend_instance=FakeBackend(), **OPTIONS)
+
+
+def test_what_is_not_a_table_of_records_is_a_one_line_error():
+    for bad in ({"text": "a", "label": "b"}, (r for r in labelled_records(4)), 42):
+        with pytest.raises(UserError, match="a pool is a path, a list of dicts"):
+            datawhisperer.select(bad, backend_instance=FakeBackend(), **OPTIONS)

@@ -29,3 +29,11 @@ def test_bad_settings_are_one_line_errors(options, message):
 def test_baselines_have_no_episode_plan():
     inputs = checked(SelectConfig(task="classification", method="random"), plural_records(4))
     assert inputs.plan is None  # a pool too small for episodes is fine for a baseline
+
+
+def test_a_run_that_embeds_fingerprints_what_its_embeddings_cover():
+    plain = checked(SelectConfig(task="classification", estimator="paper", strategy="top", n_demos=3, n_queries=2),
+                    plural_records(12))
+    embedding = checked(SelectConfig(task="classification", estimator="paper", strategy="diverse", n_demos=3,
+                                     n_queries=2, answer_tokens=8), plural_records(12))
+    assert "answer_tokens" not in plain.fingerprint and embedding.fingerprint["answer_tokens"] == 8

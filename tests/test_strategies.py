@@ -97,3 +97,24 @@ def test_diverse_without_embeddings_and_bad_options_are_one_line_errors():
             StrategyOptions(**bad)
     with pytest.raises(UserError, match="did you mean 'diverse'"):
         STRATEGIES.get("divers")
+
+
+def test_a_target_without_an_embedding_is_left_out_and_none_at_all_is_a_one_line_error():
+    wanted = [3, 50, 77, 120, 199]
+    targets = EMBEDDINGS[wanted] + 0.01 * RNG.normal(size=(5, 12)).astype(np.float32)
+    with_gap = np.concatenate([targets, np.full((1, 12), np.nan, dtype=np.float32)])  # a --val example too long
+    options = StrategyOptions(drop=0.0, score_weight=0.0)
+    assert sorted(STRATEGIES.get("diverse").choose(Candidates(SCORES, EMBEDDINGS, with_gap), 5, options)) == wanted
+    with pytest.raises(UserError, match="none of the --val examples fits"):
+        STRATEGIES.get("diverse").choose(Candidates(SCORES, EMBEDDINGS, np.full((2, 12), np.nan)), 5, options)
+
+
+def test_labels_keep_their_share_and_are_centred_on_the_whole_pool():
+    from datawhisperer.strategies import pick
+
+    groups = np.array([0] * 150 + [1] * 50)
+    for name in ("top", "stratified", "diverse"):
+        chosen = pick(STRATEGIES.get(name), Candidates(SCORES, EMBEDDINGS, groups=groups), 40, StrategyOptions())
+        assert len(chosen) == 40 and sum(groups[chosen] == 1) == 10  # a quarter of the pool, a quarter of the picks
+    part = Candidates(SCORES, EMBEDDINGS, groups=groups).part(np.arange(50))
+    assert np.allclose(part.centre, EMBEDDINGS.mean(axis=0))

@@ -35,6 +35,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
         if meta.get("cli") is False:
             continue
         help_text = import_object(meta["help_from"])() if "help_from" in meta else meta.get("help", "")
+        help_text = help_text.replace("%", "%%")  # argparse formats help with %
         show_default = "default" not in help_text
         if f.default == "" and not meta.get("positional"):
             help_text, show_default = f"{help_text} (required)", False

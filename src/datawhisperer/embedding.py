@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import UserError
 from .executor import PART_SIZE, Work, execute, merge_shards, parts_work
 from .runlogs import EmbeddedPart
-from .strategies import STRATEGIES
+from .strategies import needs_embeddings
 from .vectors import Embeddings, decode, encode, stack
 
 if TYPE_CHECKING:
@@ -40,9 +41,9 @@ class EmbeddingPlan:
 def plan_embeddings(inputs: RunInputs, method) -> EmbeddingPlan | None:
     """What this run must embed: nothing unless its strategy or its method uses embeddings."""
     config = inputs.config
-    if not (STRATEGIES.get(config.strategy).needs_embeddings or getattr(method, "needs_embeddings", False)):
+    if not needs_embeddings(config, method):
         return None
-    records_them = method.records_embeddings(inputs) if hasattr(method, "records_embeddings") else False
+    records_them = method.records_embeddings(inputs)
     plan = EmbeddingPlan(0 if records_them else len(inputs.examples), len(inputs.queries) if config.val else 0)
     return plan if plan.size else None
 
@@ -104,6 +105,9 @@ def assemble(parts: dict[int, EmbeddedPart], plan: EmbeddingPlan, n_pool: int) -
     pool = stack({i: v for i, v in vectors.items() if i < plan.pool}, n_pool) if plan.pool else None
     targets = stack({i - plan.pool: v for i, v in vectors.items() if i >= plan.pool}, plan.targets) \
         if plan.targets else None
+    if plan.targets and targets is None:
+        raise UserError("none of the --val examples fits the model's context, so there is nothing to cover or "
+                        "compare with: give shorter --val examples, or a smaller --answer-tokens")
     return Embeddings(pool, targets)
 
 

@@ -5,7 +5,7 @@ records are keyed. The executor decides what this process plays, skips what earl
 what it plays to this process's log (through RunDirectory), holds the barriers, and on `merge` checks that
 each shard holds its own units and all of them. Units are fixed by the plan alone (episode batches, parts of
 PART_SIZE items), so a resumed, distributed or sharded run computes exactly what one uninterrupted process does.
-Steps: Data Whisperer's episodes (whisperer.py), a baseline's parts (methods.py), embeddings (embedding.py).
+Steps: Data Whisperer's episodes (whisperer.py), a baseline's parts (baselines/base.py), embeddings (embedding.py).
 """
 
 from __future__ import annotations

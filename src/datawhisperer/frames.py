@@ -40,7 +40,7 @@ def records_of(data) -> list[dict]:
         return data.to_list()
     if kind == "DataFrame":
         return json.loads(data.to_json(orient="records", force_ascii=False))  # plain JSON values, NaN as null
-    if isinstance(data, (str, bytes)) or not isinstance(data, Sequence) and not hasattr(data, "__iter__"):
+    if isinstance(data, (str, bytes, dict)) or not isinstance(data, Sequence):
         raise UserError(f"a pool is a path, a list of dicts, a datasets.Dataset or a pandas.DataFrame, not a "
                         f"{type(data).__name__}")
     return list(data)

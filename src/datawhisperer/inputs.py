@@ -12,6 +12,7 @@ from .fingerprint import content_hash, records_hash
 from .metrics import Metric, resolve_metric
 from .scoring import WEIGHTINGS
 from .select_config import SelectConfig, default_episode_batch
+from .strategies import needs_embeddings
 from .tasks import Example, FieldMap, TaskSpec, examples_from_records, load_task
 
 
@@ -78,5 +79,7 @@ def check_inputs(config: SelectConfig, method, records: list[dict] | None = None
         "query_mode": config.query_mode, "max_new_tokens": max_new_tokens, "max_length": config.max_length,
         "scoring": config.scoring, "max_retries": config.max_retries, "dtype": config.dtype,
         "episode_batch": config.episode_batch, "method": config.method, **method.fingerprint(config, estimator),
+        # the embedding step reads it (the calibrated estimator's own episodes have it as max_new_tokens)
+        **({"answer_tokens": config.answer_tokens} if needs_embeddings(config, method) else {}),
     }
     return RunInputs(config, table, examples, queries, task, metric, plan, max_new_tokens, fingerprint, estimator)

@@ -30,6 +30,8 @@ class Method(Protocol):
     needs_model: bool
     plays_episodes: bool
     default_strategy: str  # what --strategy auto means for this method
+    needs_embeddings: bool
+    reference: bool
     seeded: bool  # draws at random: another seed gives another ranking (the bench selects once per seed)
     wording: Wording
 
@@ -67,6 +69,12 @@ class MethodDefaults:
 
     name: str
     default_strategy: str = "top"
+    needs_embeddings: bool = False  # scores by the examples' embeddings (rds): the run's embedding step makes them
+    reference: bool = False  # the method every other is measured against (random)
+
+    def records_embeddings(self, inputs: RunInputs) -> bool:
+        """Its own work yields every example's embedding (so the embedding step need not)."""
+        return False
 
     def check(self, config: SelectConfig) -> None:
         return None
@@ -95,7 +103,13 @@ def wording_of(name: str) -> Wording:
 
 def reference_method() -> str:
     """The method every other is measured against (the bench pairs each with it): the entry marked `reference`."""
-    return next(name for name in METHODS.names() if getattr(METHODS.get(name), "reference", False))
+    return next(name for name in METHODS.names() if METHODS.get(name).reference)
+
+
+def methods_help() -> str:
+    """`select --method`'s help, from the registry."""
+    baselines = [name for name in METHODS.names() if not METHODS.get(name).plays_episodes]
+    return f"selection method: datawhisperer, or a baseline ({', '.join(baselines)}) (default: datawhisperer)"
 
 
 def bench_names() -> list[str]:

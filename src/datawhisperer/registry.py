@@ -43,11 +43,11 @@ class Registry(Generic[T]):
 
     def register(self, name: str, obj: T | str | None = None) -> Callable[[T], T] | None:
         if obj is not None:
-            self._entries[name] = obj
+            self._entries[name] = self._checked(name, obj) if not isinstance(obj, str) else obj
             return None
 
         def decorator(target: T) -> T:
-            self._entries[name] = target
+            self._entries[name] = self._checked(name, target)
             return target
 
         return decorator
@@ -66,11 +66,14 @@ class Registry(Generic[T]):
             raise UserError(unknown_name_message(self.kind, name, self.names()))
         entry = self._entries[name]
         if isinstance(entry, str):
-            entry = import_object(entry)  # lazy: heavy optional backends load only when asked for
-            if self.protocol is not None and not isinstance(entry, self.protocol):
-                raise TypeError(f"{self.kind} {name!r} ({type(entry).__name__}) is not a {self.protocol.__name__}")
+            entry = self._checked(name, import_object(entry))  # lazy: heavy optional backends load when asked for
             self._entries[name] = entry
         return entry  # type: ignore[return-value]
+
+    def _checked(self, name: str, entry):
+        if self.protocol is not None and not isinstance(entry, self.protocol):
+            raise TypeError(f"{self.kind} {name!r} ({type(entry).__name__}) is not a {self.protocol.__name__}")
+        return entry
 
 
 def unknown_name_message(kind: str, name: str, known: list[str]) -> str:

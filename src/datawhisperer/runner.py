@@ -50,8 +50,16 @@ def common_info(inputs: RunInputs, backend_info: dict | None, timings: dict) -> 
 
 def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, info: dict,
                   embedded: Embeddings | None = None) -> Selection:
-    """scores.jsonl, the subsets (by the run's strategy), embeddings.npz where there are embeddings, run.json."""
+    """scores.jsonl, the subsets (by the run's strategy), embeddings.npz where there are embeddings, run.json.
+    A run that scored nothing writes run.json as failed and no subset (a one-line error); a subset that has to
+    take unscored examples is said on stderr, under --quiet too, and in run.json."""
     config = inputs.config
+    if not np.isfinite(scored.scores).any():
+        if out is not None:
+            out.write_info({**info, "status": "failed"})
+        reasons = ", ".join(f"{k} {why}" for why, k in info.get("unscored_reasons", {}).items())
+        raise UserError(f"no example could be scored{f' ({reasons})' if reasons else ''}, so nothing was "
+                        f"selected{f'; see {out.info_file}' if out is not None else ''}")
     pool = scored.embeddings if scored.embeddings is not None else (embedded.pool if embedded else None)
     targets = embedded.targets if embedded else None
     groups = label_groups([e.answer for e in inputs.examples], config.balance)
@@ -68,6 +76,9 @@ def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, i
         out.write_selection(selection, config.budget)
         out.write_info(info)
         out.remove_parts()  # the baseline's and embedding step's checkpoints, now that the outputs hold them
+    for budget, count in info.get("unscored_in_subsets", {}).items():
+        stderr(f"Warning: the subset of budget {budget} holds {count} unscored examples (nothing could score "
+               "them; they fill it last)")
     return selection
 
 
@@ -106,6 +117,11 @@ def reliability_line(reliability: dict | None) -> str:
     return "\n" + describe(reliability, wording) + (f"\nWarning: {warning}." if warning else "")
 
 
+def uses_model(inputs: RunInputs, method) -> bool:
+    """The method's own work needs the model, or the embedding step does (random with --strategy diverse)."""
+    return method.needs_model or plan_embeddings(inputs, method) is not None
+
+
 def _guarded(group: Group, step):
     """Run `step` (rank 0's checks, a model load ...) and make every rank fail together on a UserError."""
     try:
@@ -135,7 +151,7 @@ def _preflight(config: SelectConfig, inputs: RunInputs, out: RunDirectory | None
     method = METHODS.get(config.method)
     if out is None and (topology.launched or topology.shard):
         raise UserError("a distributed or sharded run needs --out")
-    backend_cls = BACKENDS.get(config.backend) if backend is None and method.needs_model else None
+    backend_cls = BACKENDS.get(config.backend) if backend is None and uses_model(inputs, method) else None
     if hasattr(backend_cls, "preflight"):  # cheap checks (model, layer, length) before any weights load
         backend_cls.preflight(model=config.model, layer=config.layer, max_length=config.max_length)
     if out is not None and topology.owns_output:
@@ -167,7 +183,7 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
     try:
         if quiet:
             silence_transformers()
-        if method.needs_model:
+        if uses_model(inputs, method):
             load()  # a bad model fails before --out changes
             _guarded(group, lambda: method.preflight(inputs, backend))  # and what could score nothing, too
         start = time.perf_counter()
@@ -192,16 +208,7 @@ def _select(config: SelectConfig, records, backend, topology: Topology, group: G
                      f"{timings['selection_seconds']:.1f}s. Combine all shards with: datawhisperer merge "
                      "SHARD_DIR... --out OUT")
             return None
-        if not np.isfinite(scored.scores).any():
-            if out is not None:
-                out.write_info({**info, "status": "failed"})
-            reasons = ", ".join(f"{k} {why}" for why, k in info.get("unscored_reasons", {}).items())
-            raise UserError(f"no example could be scored{f' ({reasons})' if reasons else ''}, so nothing was "
-                            f"selected{f'; see {out.info_file}' if out is not None else ''}")
         selection = write_outputs(out, inputs, scored, info, embedded)
-        for budget, count in info.get("unscored_in_subsets", {}).items():  # said even under --quiet
-            stderr(f"Warning: the subset of budget {budget} holds {count} unscored examples (nothing could score "
-                   "them; they fill it last)")
         log_line(summary(selection, info, out, config.budget))
         return selection
     finally:

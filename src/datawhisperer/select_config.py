@@ -81,8 +81,7 @@ class SelectConfig:
                                 "answer tokens an example's embedding covers")
     coherence_weight: float = option(1.0, "calibrated: weight of each example's coherence (how much its own input "
                                      "raises the likelihood of its answer) beside its in-context score; 0 = none")
-    method: str = option("datawhisperer", "selection method: datawhisperer, or a baseline (random, length, perplexity, "
-                       "ifd, nuggets, grand, rds)")
+    method: str = option("datawhisperer", "selection method", help_from="datawhisperer.methods:methods_help")
     anchors: int = option(8, "nuggets: size of the fixed anchor set")
     episode_batch: int | None = option(None, "episodes played together in one batch (default: 4 for generate, 1 for "
                                      "likelihood; 16 on CUDA); the batches are fixed by the plan, so results never "

@@ -61,6 +61,7 @@ class Selection:
     seed: int = 0  # the strategy's draws (stratified)
     groups: np.ndarray | None = None  # labels whose shares each subset keeps (strategies.label_groups)
     source: object = None  # the in-memory pool the caller passed (a Dataset, a DataFrame, a list), if any
+    _picked: dict = field(default_factory=dict, repr=False)  # count -> chosen indices
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -70,10 +71,12 @@ class Selection:
         return ranking(self.scores)
 
     def chosen(self, budget: float | int | str) -> list[int]:
-        """The indices the strategy picks for a budget, best-scored first."""
+        """The indices the strategy picks for a budget, best-scored first (worked out once per count)."""
         count = budget_count(parse_budget(budget), len(self))
-        candidates = Candidates(self.scores, self.embeddings, self.targets, self.seed, self.groups)
-        return pick(STRATEGIES.get(self.strategy), candidates, count, self.options)
+        if count not in self._picked:
+            candidates = Candidates(self.scores, self.embeddings, self.targets, self.seed, self.groups)
+            self._picked[count] = pick(STRATEGIES.get(self.strategy), candidates, count, self.options)
+        return list(self._picked[count])
 
     def unscored_in(self, budget: float | int | str) -> int:
         """How many unscored examples a budget's subset has to hold."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -36,10 +36,14 @@ class Candidates:
     targets: np.ndarray | None = None  # [m, dim]: what `diverse` covers (the --val examples); None: the pool
     seed: int = 0
     groups: np.ndarray | None = None  # a label per example: each label keeps its share of the pool (see pick)
+    centre: np.ndarray | None = None  # what embeddings are centred on: the whole pool's mean (None: these rows')
 
     def part(self, members: np.ndarray) -> Candidates:
-        embeddings = None if self.embeddings is None else self.embeddings[members]
-        return Candidates(self.scores[members], embeddings, self.targets, self.seed)
+        """The candidates of one label, centred as the whole pool is."""
+        if self.embeddings is None:
+            return Candidates(self.scores[members], None, self.targets, self.seed)
+        centre = self.centre if self.centre is not None else np.nanmean(self.embeddings, axis=0)
+        return Candidates(self.scores[members], self.embeddings[members], self.targets, self.seed, centre=centre)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class StrategyOptions:
             raise UserError(f"score-weight must be in [0, 1], got {self.score_weight}")
 
 
+@runtime_checkable
 class Strategy(Protocol):
     needs_embeddings: bool
 
@@ -75,8 +80,7 @@ def kept_after_drop(scores: np.ndarray, drop: float) -> np.ndarray:
     scored = np.flatnonzero(~np.isnan(scores))
     if not len(scored):
         return scored
-    cut = int(np.floor(drop * len(scored)))
-    threshold = np.sort(scores[scored])[cut] if cut < len(scored) else np.inf
+    threshold = np.sort(scores[scored])[int(np.floor(drop * len(scored)))]  # drop < 1: the index is in range
     return scored[scores[scored] >= threshold]
 
 
@@ -136,13 +140,14 @@ class Diverse:
         scores, embeddings = candidates.scores, candidates.embeddings
         if embeddings is None:
             raise UserError("strategy diverse needs the examples' embeddings, and this run has none: run select with "
-                            "--strategy diverse (with --resume on a finished run, only the embeddings are computed)")
+                            "--strategy diverse (--resume on a finished Data Whisperer run computes only them)")
         kept = kept_after_drop(scores, options.drop)
         kept = kept[~np.isnan(embeddings[kept]).any(axis=1)]
         _enough(kept, count, len(scores), "diverse", options.drop)
-        centre = np.nanmean(embeddings, axis=0)  # mean-pooled hidden states share a large common direction
+        # mean-pooled hidden states share a large common direction: centre them on the pool's mean
+        centre = candidates.centre if candidates.centre is not None else np.nanmean(embeddings, axis=0)
         pool = _unit(embeddings[kept] - centre)
-        targets = pool if candidates.targets is None else _unit(candidates.targets - centre)
+        targets = pool if candidates.targets is None else _unit(embedded_targets(candidates.targets) - centre)
         if len(targets) > MAX_TARGETS:
             rng = np.random.default_rng([candidates.seed, 0xD1FE])
             targets = targets[np.sort(rng.choice(len(targets), MAX_TARGETS, replace=False))]
@@ -151,6 +156,15 @@ class Diverse:
         quality = (order + 1) / len(kept)  # score percentile among the candidates
         picks = _greedy(similarity, quality, count, options.score_weight)
         return best_first(kept[picks], scores)
+
+
+def embedded_targets(targets: np.ndarray) -> np.ndarray:
+    """The target examples that have an embedding (one too long for the model's context has none)."""
+    rows = targets[~np.isnan(targets).any(axis=1)]
+    if not len(rows):
+        raise UserError("none of the --val examples fits the model's context, so there is nothing to cover or "
+                        "compare with: give shorter --val examples, or a smaller --answer-tokens")
+    return rows
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -204,6 +218,11 @@ def _proportional(sizes: np.ndarray, count: int) -> np.ndarray:
     return quota
 
 
+def needs_embeddings(config, method) -> bool:
+    """Whether a run must have its examples' embeddings: its strategy covers them, or its method scores by them."""
+    return STRATEGIES.get(config.strategy).needs_embeddings or method.needs_embeddings
+
+
 def label_groups(answers: list[str], balance: str) -> np.ndarray | None:
     """Group ids by gold answer when answers are labels: `on`, or `auto` when the pool has at most 50 distinct
     answers and at least four records per answer on average; None otherwise."""
@@ -217,7 +236,7 @@ def label_groups(answers: list[str], balance: str) -> np.ndarray | None:
     return np.array([index[k] for k in keys], dtype=np.int64)
 
 
-STRATEGIES: Registry[Strategy] = Registry("strategy")
+STRATEGIES: Registry[Strategy] = Registry("strategy", Strategy)
 STRATEGIES.register("top", Top())
 STRATEGIES.register("stratified", Stratified())
 STRATEGIES.register("diverse", Diverse())

@@ -54,14 +54,15 @@ class SubsetConfig:
 def _read_scores(path: Path) -> np.ndarray:
     try:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        values = {int(row["index"]): row["score"] for row in rows}
+        values = {int(row["index"]): (math.nan if row["score"] is None else float(row["score"])) for row in rows}
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise UserError(f"{path}: each line must be a JSON object with 'index' and 'score'") from None
+        raise UserError(f"{path}: each line must be a JSON object with an 'index' and a numeric (or null) "
+                        "'score'") from None
     if sorted(values) != list(range(len(values))):
         raise UserError(f"{path}: the indices must be 0..N-1, each once")
-    return np.array([math.nan if values[i] is None else float(values[i]) for i in range(len(values))])
+    return np.array([values[i] for i in range(len(values))])
 
 
 def _read_embeddings(path: str) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -87,9 +88,9 @@ def _inputs(config: SubsetConfig) -> tuple[Selection, dict]:
     data = config.data or saved.get("data")
     if not data:
         raise UserError("give --data: the pool the scores are of")
+    table = load_table(data)  # a missing or unreadable file is a one-line error here
     if run and config.data and content_hash(config.data) != info.get("fingerprint", {}).get("data"):
         raise UserError(f"--data {config.data} is not the pool the run in {run.path} scored")
-    table = load_table(data)
     scores = _read_scores(Path(config.scores)) if config.scores else run.scores()
     if len(scores) != len(table):
         raise UserError(f"{len(scores)} scores for a pool of {len(table)} records")

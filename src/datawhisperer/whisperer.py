@@ -156,7 +156,8 @@ class DataWhisperer(MethodDefaults):
         return {**(auto if config.rounds == "auto" else {}), **estimator.fingerprint(config)}
 
     def bench_names(self) -> list[str]:
-        return [f"{self.name}-{w}" for w in WEIGHTINGS.names()] + \
+        """The default configuration (the bare name), each weighting of the paper estimator, each other estimator."""
+        return [self.name] + [f"{self.name}-{w}" for w in WEIGHTINGS.names()] + \
             [f"{self.name}-{e}" for e in ESTIMATORS.names() if e not in WEIGHTINGS]
 
     def parse_bench_name(self, name: str) -> dict | None:
@@ -169,7 +170,7 @@ class DataWhisperer(MethodDefaults):
         if estimator in ESTIMATORS and estimator not in WEIGHTINGS:
             return {"base": self.name, "weighting": None, "rounds": 1, "estimator": estimator}
         match = _BENCH_NAME.fullmatch(name)
-        weighting = match["weighting"] or SelectConfig.__dataclass_fields__["weighting"].default if match else None
+        weighting = (match["weighting"] or SelectConfig.__dataclass_fields__["weighting"].default) if match else None
         if weighting not in WEIGHTINGS:
             return None
         rounds = int(match["rounds"] or 1)

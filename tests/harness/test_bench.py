@@ -258,7 +258,7 @@ def test_seeded_methods_select_once_per_seed():
     ("datawhisperer-", "unknown method 'datawhisperer-'"),
     ("datawhisperer-paper-r0", "rounds must be at least 1"),
     ("gradn", "did you mean 'grand'?"),
-    ("bm25", "unknown method 'bm25' (known: datawhisperer-calibrated, datawhisperer-debiased, datawhisperer-paper"),
+    ("bm25", "unknown method 'bm25' (known: datawhisperer, datawhisperer-calibrated, datawhisperer-debiased"),
 ])
 def test_unknown_method_names(name, message):
     from datawhisperer.errors import UserError

@@ -22,4 +22,4 @@ if __name__ == "__main__":
     options = dict(arg.split("=", 1) for arg in sys.argv[4:])
     datawhisperer.select(sys.argv[1], out=sys.argv[2], backend_instance=SlowFakeBackend(),
                          backend="fake", task="classification", n_demos=3, n_queries=2, quiet=True, resume=True,
-                         **{k: int(v) for k, v in options.items()}, estimator="paper")
+                         **{k: int(v) for k, v in options.items()}, estimator="paper", strategy="top")

@@ -70,6 +70,7 @@ class Baseline(MethodDefaults):
     reliability: dict | None = None  # a fixed entry where there is nothing to split (random: 0 by design)
     advice: str = Wording("").advice  # what its low-reliability warning recommends
     reference: bool = False  # the method every other is measured against (random)
+    needs_embeddings: bool = False
     plays_episodes: bool = False
 
     @property

@@ -15,6 +15,7 @@ from ..episodes import EpisodePlan
 from ..executor import Scored, ShardDone
 from ..methods import MethodDefaults
 from ..reliability import Wording
+from ..strategies import embedded_targets
 
 if TYPE_CHECKING:
     from ..inputs import RunInputs
@@ -27,7 +28,7 @@ def similarity_scores(pool: np.ndarray, targets: np.ndarray | None, seed: int) -
     centre = np.nanmean(pool, axis=0)
     unit = _unit(pool - centre)
     if targets is not None:
-        target_mean = np.nanmean(_unit(targets - centre), axis=0)
+        target_mean = np.mean(_unit(embedded_targets(targets) - centre), axis=0)
         return (unit @ target_mean).astype(np.float64)
     scores = np.full(len(pool), np.nan)
     folds = EpisodePlan(len(pool), 1, 1, seed=seed, query_source="rest").folds
@@ -57,7 +58,7 @@ class RepresentationSimilarity(MethodDefaults):
         return self._result(inputs, sitting["embeddings"])
 
     def shard_result(self, inputs: RunInputs, executed, sitting: dict) -> ShardDone:
-        return ShardDone({"method": self.name}, f"{len(inputs.examples)} examples' embeddings")
+        return ShardDone({"method": self.name}, "its share of the examples' embeddings")
 
     def merge(self, inputs: RunInputs, shards, embeddings: Embeddings | None = None) -> Scored:
         return self._result(inputs, embeddings)

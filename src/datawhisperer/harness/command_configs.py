@@ -235,8 +235,9 @@ def methods_help() -> str:
     from ..methods import bench_names
     from ..strategies import STRATEGIES
 
-    return (f"methods: {', '.join(bench_names())}; Data Whisperer's weightings also take -r<rounds>; any name may "
-            f"end in -<strategy> ({', '.join(STRATEGIES.names())}; default top); one or more (default: all)")
+    return (f"methods: {', '.join(bench_names())} (datawhisperer alone: the default configuration); Data "
+            f"Whisperer's weightings also take -r<rounds>; any other name may end in -<strategy> "
+            f"({', '.join(STRATEGIES.names())}; without one, top); one or more (default: all)")
 
 
 @dataclass
