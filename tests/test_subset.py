@@ -103,3 +103,19 @@ def test_a_classification_subset_keeps_each_label_s_share_within_five_points(tmp
     drifts = [abs([json.loads(line)["label"] for line in p.read_text().splitlines()].count("positive")
                   / len(p.read_text().splitlines()) - share) for p in unbalanced.glob("selected-*.jsonl")]
     assert max(drifts) > 0.05
+
+
+def test_overwrite_replaces_the_earlier_re_selection_s_subsets_and_no_others(tmp_path):
+    pool = classification_pool(tmp_path, 40)
+    scores = tmp_path / "mine.jsonl"
+    scores.write_text("".join(json.dumps({"index": i, "score": float(i)}) + "\n" for i in range(40)))
+    out = tmp_path / "picked"
+    common = ["subset", "--scores", str(scores), "--data", pool, "--task", "classification", "--out", str(out),
+              "--quiet", "--balance", "off"]
+    assert main([*common, "--budget", "10", "--budget", "0.5"]) == 0
+    assert main([*common, "--budget", "5"]) == 2  # subsets here already
+    assert main([*common, "--budget", "5", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.glob("selected-*")) == ["selected-5.jsonl"]
+    picked = [json.loads(line) for line in (out / "selected-5.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in open(pool)]
+    assert sorted(records.index(r) for r in picked) == [35, 36, 37, 38, 39]

@@ -34,3 +34,16 @@ def test_the_default_is_the_cores_this_process_may_use_divided_among_its_machine
     assert threads.default_threads(1) == 6 and threads.default_threads(4) == 1 and threads.default_threads(2) == 3
     with pytest.raises(UserError, match="threads must be at least 1"):
         threads.apply_threads(0)
+
+
+def test_the_python_api_leaves_pytorch_s_threads_as_it_found_them(tmp_path):
+    import datawhisperer
+    from datawhisperer.backends.fake import FakeBackend
+
+    before = torch.get_num_threads()
+    wanted = 1 if before > 1 else 2
+    selection = datawhisperer.select(labelled_records(12), task="classification", n_demos=2, n_queries=2,
+                                     quiet=True, threads=wanted, out=str(tmp_path / "run"),
+                                     backend_instance=FakeBackend())
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["threads"] == wanted
+    assert torch.get_num_threads() == before and len(selection.subset(0.25)) == 3

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from .errors import UserError
 from .select_config import SelectConfig
 from .selection import Selection
+from .threads import restores_threads
 
 
+@restores_threads
 def select(data, *, budget: float | str | Sequence[float | str] = 0.1, split: str | None = None,
            backend_instance=None, **options) -> Selection:
     """Score every example of `data` and return a `Selection`.

@@ -248,6 +248,8 @@ class RunDirectory:
         self.path.mkdir(parents=True, exist_ok=True)
         subsets = self._subsets(selection, budgets)
         atomic_write_json(self.path / SUBSET_FILE, info)
+        for stale in set(self.path.glob("selected-*")) - set(subsets):  # an earlier re-selection's other budgets
+            stale.unlink()
         return subsets
 
     def score_rows(self) -> list[dict]:

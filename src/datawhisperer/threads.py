@@ -6,10 +6,15 @@ wait, so each runs several times slower than alone; giving each run its share of
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from .errors import UserError
+
+F = TypeVar("F", bound=Callable)
 
 
 def usable_cores() -> int:
@@ -40,3 +45,18 @@ def apply_threads(requested: int | None, local_ranks: int = 1) -> int:
     threads = requested or default_threads(local_ranks)
     torch.set_num_threads(threads)
     return threads
+
+
+def restores_threads(function: F) -> F:
+    """A library call (`datawhisperer.select(...)`) leaves PyTorch's thread count as it found it: its caller
+    may train or serve in the same process."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        before = torch.get_num_threads()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+    return wrapper  # type: ignore[return-value]

@@ -125,6 +125,15 @@ def test_bench_refuses_to_mix_settings_or_data_but_not_paths(tmp_path, tiny_mode
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["lr"] == 0.0001 and "methods" not in results["config"]
 
+    cell = out / "cells" / "length-b0.25-s0" / "result.json"
+    result = json.loads(cell.read_text())
+    assert result["resolved"] == {"base": "length", "weighting": None, "rounds": 1, "estimator": None,
+                                  "strategy": "top"}
+    result["resolved"]["strategy"] = "diverse"  # as if the name had meant another configuration when it ran
+    cell.write_text(json.dumps(result))
+    assert main(args + ["--no-full"]) == 2
+    assert "which its name now means" in capsys.readouterr().err
+
 
 def test_missing_pool_is_a_one_line_error_and_writes_nothing(tmp_path, capsys):
     test = write_jsonl(tmp_path / "test.jsonl", plural_records(3))

@@ -146,10 +146,14 @@ class Bench:
                               ev.max_new_tokens or self.test.task.max_new_tokens, ev.batch_size, ev.max_length,
                               progress=not ev.quiet)
 
-    def cell(self, path: Path, compute) -> dict:
+    def cell(self, path: Path, compute, resolved: dict | None = None) -> dict:
         result_file = path / "result.json"
         if result_file.exists():
-            return json.loads(result_file.read_text())
+            result = json.loads(result_file.read_text())
+            if resolved and result.get("resolved", resolved) != resolved:  # a name whose meaning has changed
+                raise UserError(f"{path} was measured as {result['resolved']}, which its name now means "
+                                f"{resolved}: move it away or use another --out")
+            return result
         path.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         result = compute()
@@ -181,11 +185,12 @@ class Bench:
             self.log(f"[bench] {method} budget {budget} seed {seed}: fine-tuning on {len(chosen)} examples")
             tally = {} if not self.config.composition_field else {"composition": composition(
                 [self.train.records[i] for i in chosen], self.config.composition_field)}
-            return {"method": method, "budget": parse_budget(budget), "seed": seed,
+            return {"method": method, "resolved": resolved, "budget": parse_budget(budget), "seed": seed,
                     "selection_seconds": selection_seconds, "selected": chosen, **tally,
                     **self.train_and_evaluate(chosen, seed)}
 
-        return self.cell(self.out / "cells" / f"{method}-b{budget}-s{seed}", compute)
+        resolved = parse_method(method)._asdict()
+        return self.cell(self.out / "cells" / f"{method}-b{budget}-s{seed}", compute, resolved)
 
     def run(self) -> None:
         if self.config.select_only:
