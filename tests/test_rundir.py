@@ -166,6 +166,19 @@ def test_resume_is_refused_when_the_fingerprint_differs(tmp_path):
         run.info()
 
 
+def test_a_run_made_before_a_fingerprint_key_existed_resumes_only_with_the_value_it_used(tmp_path):
+    from datawhisperer.inputs import ADDED_FINGERPRINT_KEYS
+
+    run = RunDirectory(tmp_path)
+    run.write_info({"status": "finished", "fingerprint": {"seed": 0}})  # made before answer_tokens was recorded
+    assert ADDED_FINGERPRINT_KEYS["answer_tokens"] == 32
+    run.check({"seed": 0, "answer_tokens": 32}, resume=True, overwrite=False, added=ADDED_FINGERPRINT_KEYS)
+    with pytest.raises(UserError, match="answer_tokens: 32 -> 16"):
+        run.check({"seed": 0, "answer_tokens": 16}, resume=True, overwrite=False, added=ADDED_FINGERPRINT_KEYS)
+    with pytest.raises(UserError, match="answer_tokens: None -> 32"):  # only where the caller says so
+        run.check({"seed": 0, "answer_tokens": 32}, resume=True, overwrite=False)
+
+
 def test_no_other_module_names_a_file_of_the_run_directory():
     """The run directory's files are named in rundir.py only: everything else asks RunDirectory."""
     import ast

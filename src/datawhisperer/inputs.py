@@ -15,6 +15,10 @@ from .select_config import SelectConfig, default_episode_batch
 from .strategies import needs_embeddings
 from .tasks import Example, FieldMap, TaskSpec, examples_from_records, load_task
 
+# keys the fingerprint gained after runs were made without them, and the value those runs used (a run
+# resumed to add embeddings)
+ADDED_FINGERPRINT_KEYS = {"answer_tokens": 32}
+
 
 @dataclass
 class RunInputs:

@@ -71,8 +71,9 @@ class RunDirectory:
         return (self.path / RUN_FILE).exists() or any(self.path.glob("episodes*.jsonl")) \
             or any(p for stem in PART_LOGS for p in self.path.glob(f"{stem}*.jsonl"))
 
-    def check(self, fingerprint: dict, resume: bool, overwrite: bool) -> None:
-        """Read-only: refuse to mix runs. Another run's directory needs --resume (same settings) or --overwrite."""
+    def check(self, fingerprint: dict, resume: bool, overwrite: bool, added: dict | None = None) -> None:
+        """Read-only: refuse to mix runs. Another run's directory needs --resume (same settings) or --overwrite.
+        `added`: fingerprint keys newer than some runs, with the value every run made before them used."""
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"--out {self.path} exists and is not a directory")
         if not self.path.is_dir() or not self.holds_run() or overwrite:
@@ -84,6 +85,7 @@ class RunDirectory:
             saved = json.loads((self.path / RUN_FILE).read_text(encoding="utf-8")).get("fingerprint", {})
         except (OSError, json.JSONDecodeError):
             raise UserError(f"cannot resume: {self.path / RUN_FILE} is missing or unreadable") from None
+        saved = {**{k: v for k, v in (added or {}).items() if k in fingerprint and k not in saved}, **saved}
         if saved != fingerprint:
             raise UserError(f"cannot resume: the run in {self.path} was made with other settings "
                             f"({describe_differences(saved, fingerprint)})")

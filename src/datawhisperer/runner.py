@@ -18,7 +18,7 @@ from .distributed import Group, Topology, detect
 from .embedding import plan_embeddings, run_embedding
 from .errors import UserError
 from .executor import Scored, Session, ShardDone, run_method
-from .inputs import RunInputs, check_inputs
+from .inputs import ADDED_FINGERPRINT_KEYS, RunInputs, check_inputs
 from .memory import peak_memory, reset_peak_memory
 from .methods import METHODS, wording_of
 from .reliability import describe, verdict
@@ -155,7 +155,7 @@ def _preflight(config: SelectConfig, inputs: RunInputs, out: RunDirectory | None
     if hasattr(backend_cls, "preflight"):  # cheap checks (model, layer, length) before any weights load
         backend_cls.preflight(model=config.model, layer=config.layer, max_length=config.max_length)
     if out is not None and topology.owns_output:
-        out.check(inputs.fingerprint, config.resume, config.overwrite)
+        out.check(inputs.fingerprint, config.resume, config.overwrite, ADDED_FINGERPRINT_KEYS)
         if out.path.is_dir():
             out.lock()
 
