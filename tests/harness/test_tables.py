@@ -42,3 +42,14 @@ def test_no_reference_no_paired_table():
 def test_single_seed_differences_carry_no_spread():
     table = markdown({"cells": [cell("random", 0, 20.0, 1.5), cell("dw", 0, 22.0, 1.6)], "full": [], "zero_shot": None}, {})
     assert "| dw | 0.1 | 1 | +2.00 | 1/1 | +0.1000 | 0/1 |" in table
+
+
+def test_an_estimated_str_is_said_below_the_table_with_the_zero_shot_row_inside_it():
+    cells = [cell("random", 0, 20.0, 1.5), cell("dw", 0, 22.0, 1.6)]  # 2 s for 100 tokens each
+    results = {"cells": cells, "full": [], "pool_tokens": {"train_tokens": 1000, "examples": 10},
+               "zero_shot": {"score": 18.0, "loss": 1.7, "mean_answer_words": 70.0}}
+    lines = markdown(results, {}).splitlines()
+    zero, note = lines.index("| zero-shot | 0 | 18.00 | 1.7000 | 70.0 | | | |"), \
+        next(i for i, line in enumerate(lines) if line.startswith("STR is estimated"))
+    assert lines[zero - 1].startswith("| random | 0.1 |") and note == zero + 2 and "about 20 s" in lines[note]
+    assert "| dw | 0.1 | 22.00 (1) |" in lines[zero - 2] and lines[zero - 2].endswith("| 0.050 |")  # 1 s / 20 s

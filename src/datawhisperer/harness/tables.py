@@ -114,14 +114,14 @@ def markdown(results: dict, config: dict) -> str:
         full = results["full"]
         lines.append(f"| full pool | 1 | {_outcome_columns(full)} | fine-tune "
                      f"{_fmt([f['finetune_seconds'] for f in full], 0)} | |")
-    elif summary and summary[0]["str_estimated"]:
+    if results["zero_shot"]:
+        z = results["zero_shot"]
+        lines.append(f"| zero-shot | 0 | {z['score']:.2f} | {z['loss']:.4f} | {z.get('mean_answer_words', 0):.1f} | | | |")
+    if not results["full"] and summary and summary[0]["str_estimated"]:  # below the table, not inside it
         seconds, _ = full_seconds(results)
         lines += ["", f"STR is estimated: no full-pool fine-tune ran here; at the subsets' own fine-tune speed "
                   f"(seconds per training token) the pool's {results['pool_tokens']['train_tokens']} training tokens "
                   f"take about {seconds:.0f} s."]
-    if results["zero_shot"]:
-        z = results["zero_shot"]
-        lines.append(f"| zero-shot | 0 | {z['score']:.2f} | {z['loss']:.4f} | {z.get('mean_answer_words', 0):.1f} | | | |")
     paired = paired_with(results, PAIRED_REFERENCE)
     if paired:
         lines += ["", f"Paired with `{PAIRED_REFERENCE}` (same budget, same seed): mean ± std of the difference over "
