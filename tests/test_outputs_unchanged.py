@@ -126,7 +126,7 @@ def test_select_outputs_unchanged(tmp_path, case, args):
 
 
 def test_the_default_configuration_is_unchanged(tmp_path):
-    """`select` with no flags: the calibrated estimator and the diverse strategy (with --val, covering it)."""
+    """`select` with no flags: the calibrated estimator and the top strategy (with --val, its queries)."""
     pool = write_jsonl(tmp_path / "pool.jsonl", labelled_records(24))
     val = write_jsonl(tmp_path / "val.jsonl", labelled_records(30)[24:])
     for case, extra in (("fake-default", []), ("fake-default-val", ["--val", val])):

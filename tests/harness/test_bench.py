@@ -236,7 +236,7 @@ def test_bad_bench_options_are_refused_before_any_cell_in_the_bench_flag_names(t
 
 
 @pytest.mark.parametrize("name,parsed", [
-    ("datawhisperer", ("datawhisperer", None, 1, "calibrated", "diverse")),  # the default configuration
+    ("datawhisperer", ("datawhisperer", None, 1, "calibrated", "top")),  # the default configuration
     ("datawhisperer-paper", ("datawhisperer", "paper", 1, "paper", "top")),
     ("datawhisperer-uniform", ("datawhisperer", "uniform", 1, "paper", "top")),
     ("datawhisperer-debiased-r3", ("datawhisperer", "debiased", 3, "paper", "top")),
