@@ -13,12 +13,12 @@ for scenario in noisy mixed; do
   run $scenario --select-only --seeds 0 --seeds 1 --seeds 2 "${SELECTORS[@]}" "$@"
   run $scenario --no-full --seeds 0 --seeds 1 --seeds 2 --seeds 3 --seeds 4 --methods random "$@"
   run $scenario --no-full --seeds 0 --seeds 1 --seeds 2 "${CELLS[@]}" "$@"
-  # five seeds for the default and its closest challenger
-  run $scenario --no-full --seeds 3 --seeds 4 --methods datawhisperer-calibrated-diverse --methods rds "$@"
+  # five seeds for the default (calibrated, top) and its closest challenger
+  run $scenario --no-full --seeds 3 --seeds 4 --methods datawhisperer-calibrated --methods datawhisperer-calibrated-stratified "$@"
   run $scenario --seeds 0 --methods random "$@"  # the full pool (STR's denominator)
 done
 run selective --select-only --seeds 0 --seeds 1 --seeds 2 "${SELECTORS[@]}" "$@"
 run selective --no-full --seeds 0 --seeds 1 --seeds 2 --seeds 3 --seeds 4 --methods random "$@"
 run selective --no-full --seeds 0 --seeds 1 --seeds 2 "${CELLS[@]}" "$@"
-run selective --no-full --seeds 3 --seeds 4 --methods datawhisperer-calibrated-diverse --methods rds "$@"
+run selective --no-full --seeds 3 --seeds 4 --methods datawhisperer-calibrated --methods datawhisperer-calibrated-stratified "$@"
 run selective --seeds 0 --methods random "$@"
