@@ -278,7 +278,7 @@ def test_a_baseline_over_two_ranks_equals_one_process(tmp_path, pool, taught_mod
 @pytest.mark.parametrize("method,extra", [("rds", []), ("rds", ["--val", "val"]),
                                           ("datawhisperer", ["--estimator", "paper", "--strategy", "diverse", "--val",
                                                              "val"]),
-                                          ("datawhisperer", ["--val", "val"])])  # the default: only --val is embedded
+                                          ("datawhisperer", ["--strategy", "diverse", "--val", "val"])])  # calibrated: only --val
 def test_the_embedding_step_over_shards_merged_equals_one_run(tmp_path, pool, method, extra):
     """Embeddings are played in fixed parts like a baseline's: shards log their own parts, merge assembles them."""
     val = write_jsonl(tmp_path / "val.jsonl", labelled_records(10))
