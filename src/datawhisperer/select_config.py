@@ -33,7 +33,7 @@ class SelectConfig:
     strategy: str = option("auto", "how each budget is filled from the scores: top (the best scored), stratified "
                            "(drop the lowest --drop, then draw evenly across the score range), diverse (drop the "
                            "lowest --drop, then cover the --val examples, or the pool), or auto: the method's own "
-                           "(top for every method today)")
+                           "(top for every method)")
     drop: float = option(StrategyOptions.drop, "stratified, diverse: the lowest-scored fraction left out first")
     strata: int = option(StrategyOptions.strata, "stratified: strata over the kept score range")
     score_weight: float = option(StrategyOptions.score_weight, "diverse: weight of the scores against coverage (0 = coverage alone, 1 = "
