@@ -4,6 +4,7 @@ over several strategy seeds. Used to choose the strategies' options before any f
 
     python benchmarks/composition.py noisy --budget 0.1
     python benchmarks/composition.py mixed --budget 0.1 --drop 0.3 0.4 --score-weight 0 0.05 0.1
+    python benchmarks/composition.py mixed --target-filter   # each strategy within the records like --val's
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ FIELDS = {"noisy": ("swapped", True), "mixed": ("source", "bioinstruct")}  # wha
 def shares(run: RunDirectory, marks: np.ndarray, strategy: str, options: StrategyOptions, budget: str,
            seeds: range) -> float | None:
     pool, targets = run.embeddings()
-    if strategy == "diverse" and pool is None:
+    if (strategy == "diverse" and pool is None) or (options.target_filter and targets is None):
         return None
     values = []
     for seed in seeds:
@@ -54,7 +56,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--drop", type=float, nargs="+", default=[0.2, 0.3, 0.4])
     parser.add_argument("--score-weight", type=float, nargs="+", default=[0.0, 0.05, 0.1])
     parser.add_argument("--seeds", type=int, default=5, help="strategy seeds averaged per selection")
+    parser.add_argument("--target-filter", action="store_true", help="pick within the records like the --val "
+                        "examples (selections that hold the --val examples' embeddings)")
     args = parser.parse_args(argv)
+    base = StrategyOptions(target_filter=args.target_filter)
     field, value = FIELDS[args.scenario]
     out = RESULTS / f"{args.scenario}_smollm2"
     rows = []
@@ -64,12 +69,12 @@ def main(argv: list[str]) -> int:
             continue
         records = load_table_cached(run).records
         marks = np.array([r.get(field) == value for r in records], dtype=np.float64)
-        row = {"selection": path.name, "top": shares(run, marks, "top", StrategyOptions(), args.budget, range(1))}
+        row = {"selection": path.name, "top": shares(run, marks, "top", base, args.budget, range(1))}
         for drop in args.drop:
-            row[f"stratified d{drop}"] = shares(run, marks, "stratified", StrategyOptions(drop=drop), args.budget,
+            row[f"stratified d{drop}"] = shares(run, marks, "stratified", replace(base, drop=drop), args.budget,
                                                 range(args.seeds))
             for weight in args.score_weight:
-                row[f"diverse d{drop} w{weight}"] = shares(run, marks, "diverse", StrategyOptions(drop=drop,
+                row[f"diverse d{drop} w{weight}"] = shares(run, marks, "diverse", replace(base, drop=drop,
                                                            score_weight=weight), args.budget, range(1))
         rows.append(row)
     keys = list(rows[0]) if rows else []

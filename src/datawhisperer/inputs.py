@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from . import ontask
 from .data import Table, load_table, table_from_records
 from .episodes import EpisodePlan
 from .errors import UserError
@@ -49,7 +50,8 @@ def check_inputs(config: SelectConfig, method, records: list[dict] | None = None
     plays_episodes = method.plays_episodes
     estimator = ESTIMATORS.get(config.estimator)
     config = replace(config, **(estimator.overrides(config) if plays_episodes else {}),
-                     strategy=method.default_strategy if config.strategy == "auto" else config.strategy)
+                     strategy=method.default_strategy if config.strategy == "auto" else config.strategy,
+                     target_filter=ontask.resolve(config.target_filter, bool(config.val), method.reference))
     task = load_task(config.task)
     metric_name = config.metric or task.metric
     metric = resolve_metric(metric_name)

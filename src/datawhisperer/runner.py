@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from . import ontask
 from .backends import BACKENDS, load_backend
 from .distributed import Group, Topology, detect
 from .embedding import plan_embeddings, run_embedding
@@ -63,6 +64,9 @@ def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, i
     pool = scored.embeddings if scored.embeddings is not None else (embedded.pool if embedded else None)
     targets = embedded.targets if embedded else None
     groups = label_groups([e.answer for e in inputs.examples], config.balance)
+    if config.target_filter == "on":
+        info["target_filter"] = ontask.summary(pool, targets) or {
+            "on_task": None, "why": f"fewer than {ontask.MIN_TARGETS} --val examples fit the model: nothing filtered"}
     selection = Selection(inputs.table, scored.scores, scored.appearances, info, pool, targets, config.strategy,
                           config.strategy_options, config.seed, groups)
     unscored = {budget: selection.unscored_in(budget) for budget in config.budget}  # fails before any write
@@ -88,15 +92,27 @@ def summary(selection: Selection, info: dict, out: RunDirectory | None, budgets:
     files = f" Files are in {out.path}: {', '.join(names)}." if out else ""
     if "episodes" not in info:
         return (f"{info['method']}: scored {n} examples in {seconds:.1f}s" + (f"; files in {out.path}" if out else "")
-                + reliability_line(info.get("reliability")))
+                + target_line(info) + reliability_line(info.get("reliability")))
     unscored = selection.unscored()
     reasons = ", ".join(f"{k} {why}" for why, k in info.get("unscored_reasons", {}).items())
     return (f"Scored {n} examples with {info['episodes']} episodes ({info['failed_episodes']} failed and re-drawn"
             f"{f', {unscored} examples left unscored ({reasons}) and ranked last' if unscored else ''}) in "
             f"{seconds:.1f}s: {seconds / max(n, 1):.2f}s per example, {seconds / max(info['episodes'], 1):.2f}s per "
             f"episode, using {info['model'].get('model')} at layer {info['layer']} (model loaded in "
-            f"{info.get('model_load_seconds', 0.0):.1f}s).{files}{reliability_line(info.get('reliability'))}"
+            f"{info.get('model_load_seconds', 0.0):.1f}s).{files}{target_line(info)}"
+            f"{reliability_line(info.get('reliability'))}"
             f"{rounds_line(info)}")
+
+
+def target_line(info: dict) -> str:
+    """What the target filter kept."""
+    kept = info.get("target_filter")
+    if not kept:
+        return ""
+    if kept["on_task"] is None:
+        return f"\nTarget filter: {kept['why']}."
+    return (f"\nTarget filter: {kept['on_task']} of the {kept['pool']} records are as like the --val examples as "
+            "those are like each other; the subsets come from them (--target-filter off: from all).")
 
 
 def rounds_line(info: dict) -> str:

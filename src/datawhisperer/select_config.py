@@ -41,6 +41,10 @@ class SelectConfig:
     balance: str = option("auto", "keep each label's share of the pool in every subset: on, off, or auto (on when "
                           "the answers are labels: at most 50 distinct, four records each on average)",
                           choices=("auto", "on", "off"))
+    target_filter: str = option("auto", "with --val: pick only from the records as like the --val examples as those "
+                                "are like each other (the target task's, by the model's embeddings): on, off, or "
+                                "auto (on with --val, except for the reference method random)",
+                                choices=("auto", "on", "off"))
     task: str = option("instruction", "task preset (math, summarization, instruction, classification) or a "
                      "task file (.yaml/.json)")
     input_field: str | None = option(None, "input field, or a template over fields such as '{instruction}\\n{input}'")
@@ -133,7 +137,7 @@ class SelectConfig:
 
     @property
     def strategy_options(self) -> StrategyOptions:
-        return StrategyOptions(self.drop, self.strata, self.score_weight)
+        return StrategyOptions(self.drop, self.strata, self.score_weight, self.target_filter == "on")
 
     @property
     def planned_rounds(self) -> int:

@@ -15,12 +15,13 @@ its share of the budget and applies the strategy within each.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from .errors import UserError
+from .ontask import needed_for, on_task
 from .registry import Registry
 from .scoring import ranking
 
@@ -51,6 +52,7 @@ class StrategyOptions:
     drop: float = 0.4  # stratified, diverse: the lowest-scored fraction left out first
     strata: int = 10  # stratified: strata over the kept score range
     score_weight: float = 0.0  # diverse: 0 = coverage alone, 1 = scores alone
+    target_filter: bool = False  # pick from the records like the --val examples only (ontask.py)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.drop < 1.0:
@@ -196,8 +198,22 @@ def _greedy(similarity: np.ndarray, quality: np.ndarray, count: int, weight: flo
 
 
 def pick(strategy: Strategy, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
-    """The strategy's picks; with groups (labels), each label gets its share of the budget (largest remainders)
-    and the strategy picks within it, so that no subset drops or swamps a class."""
+    """The strategy's picks; with the target filter, from the on-task records only; with groups (labels), each
+    label gets its share of the budget (largest remainders) and the strategy picks within it, so that no
+    subset drops or swamps a class."""
+    if options.target_filter:
+        if candidates.embeddings is None or candidates.targets is None:
+            raise UserError("the target filter compares the pool's embeddings with the --val examples', and this "
+                            "run has none: --target-filter off, or select again with --val")
+        members = on_task(candidates.embeddings, candidates.targets, needed_for(count, options.drop))
+        if members is not None:
+            within = replace(candidates.part(members),
+                             groups=None if candidates.groups is None else candidates.groups[members])
+            return best_first(members[_by_label(strategy, within, count, options)], candidates.scores)
+    return _by_label(strategy, candidates, count, options)
+
+
+def _by_label(strategy: Strategy, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
     if candidates.groups is None:
         return strategy.choose(candidates, count, options)
     labels, sizes = np.unique(candidates.groups, return_counts=True)
@@ -219,8 +235,10 @@ def _proportional(sizes: np.ndarray, count: int) -> np.ndarray:
 
 
 def needs_embeddings(config, method) -> bool:
-    """Whether a run must have its examples' embeddings: its strategy covers them, or its method scores by them."""
-    return STRATEGIES.get(config.strategy).needs_embeddings or method.needs_embeddings
+    """Whether a run must have its examples' embeddings: its strategy covers them, its method scores by them, or
+    the target filter compares them with the --val examples' (config: resolved, as check_inputs makes it)."""
+    return STRATEGIES.get(config.strategy).needs_embeddings or method.needs_embeddings or \
+        config.target_filter == "on"
 
 
 def label_groups(answers: list[str], balance: str) -> np.ndarray | None:

@@ -33,6 +33,8 @@ class SubsetConfig:
     score_weight: float | None = option(None, "diverse: weight of the scores against coverage (default: the run's)")
     seed: int | None = option(None, "seed of the strategy's draws (default: the run's)")
     balance: str | None = option(None, "keep each label's share: on, off, auto (default: the run's)")
+    target_filter: str | None = option(None, "pick only from the records like the --val examples: on, off (default: "
+                                       "the run's)")
     task: str | None = option(None, "task preset or file, for the answer field (default: the run's)")
     output_field: str | None = option(None, "field holding the gold answer (default: the run's, else the task's)")
     scores: str | None = option(None, "a scores.jsonl from elsewhere, instead of RUN_DIR's (needs --data)")
@@ -49,6 +51,8 @@ class SubsetConfig:
             raise UserError("give a run directory, or --scores FILE with --data POOL")
         if self.strategy is not None:
             STRATEGIES.get(self.strategy)
+        if self.target_filter not in (None, "on", "off"):
+            raise UserError(f"target-filter must be on or off, not {self.target_filter!r}")
 
 
 def _read_scores(path: Path) -> np.ndarray:
@@ -105,8 +109,9 @@ def _inputs(config: SubsetConfig) -> tuple[Selection, dict]:
         return value if value is not None else saved.get(name, fallback)
 
     strategy = pick("strategy", "top")
+    target_filter = pick("target_filter", "off")  # runs made before the filter existed had none
     options = StrategyOptions(pick("drop", defaults.drop), pick("strata", defaults.strata),
-                              pick("score_weight", defaults.score_weight))
+                              pick("score_weight", defaults.score_weight), target_filter == "on")
     balance = pick("balance", "auto")
     if balance not in ("auto", "on", "off"):
         raise UserError(f"balance must be one of auto, on, off, not {balance!r}")
@@ -116,6 +121,7 @@ def _inputs(config: SubsetConfig) -> tuple[Selection, dict]:
                           options, pick("seed", 0), groups)
     settings = {"strategy": strategy, "drop": options.drop, "strata": options.strata,
                 "score_weight": options.score_weight, "seed": selection.seed, "balance": balance,
+                "target_filter": target_filter,
                 "balanced_labels": None if groups is None else int(groups.max() + 1)}
     return selection, settings
 

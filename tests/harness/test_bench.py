@@ -128,7 +128,10 @@ def test_bench_refuses_to_mix_settings_or_data_but_not_paths(tmp_path, tiny_mode
     cell = out / "cells" / "length-b0.25-s0" / "result.json"
     result = json.loads(cell.read_text())
     assert result["resolved"] == {"base": "length", "weighting": None, "rounds": 1, "estimator": None,
-                                  "strategy": "top"}
+                                  "strategy": "top", "target_filter": "off"}
+    del result["resolved"]["target_filter"]  # as a cell measured before the target filter existed records it
+    cell.write_text(json.dumps(result))
+    assert main(args + ["--no-full"]) == 0  # what it measured then is what its name means now (no --val: off)
     result["resolved"]["strategy"] = "diverse"  # as if the name had meant another configuration when it ran
     cell.write_text(json.dumps(result))
     assert main(args + ["--no-full"]) == 2
@@ -236,17 +239,19 @@ def test_bad_bench_options_are_refused_before_any_cell_in_the_bench_flag_names(t
 
 
 @pytest.mark.parametrize("name,parsed", [
-    ("datawhisperer", ("datawhisperer", None, 1, "calibrated", "top")),  # the default configuration
-    ("datawhisperer-paper", ("datawhisperer", "paper", 1, "paper", "top")),
-    ("datawhisperer-uniform", ("datawhisperer", "uniform", 1, "paper", "top")),
-    ("datawhisperer-debiased-r3", ("datawhisperer", "debiased", 3, "paper", "top")),
-    ("datawhisperer-r2", ("datawhisperer", "paper", 2, "paper", "top")),
-    ("datawhisperer-calibrated", ("datawhisperer", None, 1, "calibrated", "top")),
-    ("datawhisperer-calibrated-stratified", ("datawhisperer", None, 1, "calibrated", "stratified")),
-    ("datawhisperer-paper-r3-diverse", ("datawhisperer", "paper", 3, "paper", "diverse")),
-    ("ifd", ("ifd", None, 1, None, "top")),
-    ("rds-diverse", ("rds", None, 1, None, "diverse")),
-    ("nuggets", ("nuggets", None, 1, None, "top")),
+    ("datawhisperer", ("datawhisperer", None, 1, "calibrated", "top", "auto")),  # the default configuration
+    ("datawhisperer-paper", ("datawhisperer", "paper", 1, "paper", "top", "auto")),
+    ("datawhisperer-uniform", ("datawhisperer", "uniform", 1, "paper", "top", "auto")),
+    ("datawhisperer-debiased-r3", ("datawhisperer", "debiased", 3, "paper", "top", "auto")),
+    ("datawhisperer-r2", ("datawhisperer", "paper", 2, "paper", "top", "auto")),
+    ("datawhisperer-calibrated", ("datawhisperer", None, 1, "calibrated", "top", "auto")),
+    ("datawhisperer-calibrated-stratified", ("datawhisperer", None, 1, "calibrated", "stratified", "auto")),
+    ("datawhisperer-paper-r3-diverse", ("datawhisperer", "paper", 3, "paper", "diverse", "auto")),
+    ("ifd", ("ifd", None, 1, None, "top", "auto")),
+    ("rds-diverse", ("rds", None, 1, None, "diverse", "auto")),
+    ("nuggets", ("nuggets", None, 1, None, "top", "auto")),
+    ("datawhisperer-calibrated-unfiltered", ("datawhisperer", None, 1, "calibrated", "top", "off")),
+    ("datawhisperer-calibrated-stratified-unfiltered", ("datawhisperer", None, 1, "calibrated", "stratified", "off")),
 ])
 def test_method_names(name, parsed):
     from datawhisperer.harness.command_configs import parse_method

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
 
+from .. import ontask
 from ..data import atomic_write_json, atomic_write_text, load_table, table_from_records
 from ..errors import UserError
 from ..extras import require
@@ -28,6 +29,9 @@ from .evaluate import evaluate_model
 from .finetune import train_lora
 from .tables import POOL_TOKENS, write_results
 from .task_model import builder_for, encode_completion, load_for_training, load_task_data
+
+# What a cell's record of its configuration lacked before the key existed, and what it meant then.
+ADDED_RESOLVED = {"target_filter": "off"}
 
 # What a sitting may change without making its cells incomparable with the ones already on disk.
 PER_SITTING = ("out", "methods", "budgets", "seeds", "full", "device", "quiet", "eval_batch_size", "select_only",
@@ -97,7 +101,8 @@ class Bench:
         parsed = parse_method(method)
         run = selection_dir(self.out, parsed, seed)
         config = self.config.select_config(method, seed, data=str(self.pool_path), out=str(run.path))
-        needs_embeddings = STRATEGIES.get(parsed.strategy).needs_embeddings and (
+        filtered = self.target_filter(parsed) == "on"
+        needs_embeddings = (STRATEGIES.get(parsed.strategy).needs_embeddings or filtered) and (
             run.embeddings()[0] is None or (self.config.val and run.embeddings()[1] is None))
         if not run.finished() or needs_embeddings:
             self.log(f"[bench] selecting with {parsed.run_name} (seed {seed if parsed.seeded else '-'})")
@@ -109,11 +114,17 @@ class Bench:
         groups = label_groups([e.answer for e in self.train.examples], config.balance)
         selection = Selection(table_from_records(self.train.records), method_scores(run, parsed),
                               np.zeros(len(self.train.examples)), info, pool, targets, parsed.strategy,
-                              config.strategy_options, seed, groups)
+                              replace(config.strategy_options, target_filter=filtered), seed, groups)
         # a selection finished over several sittings costs what each sitting spent on it
         seconds = float(info["selection_seconds"]) + float(info.get("resumed_episode_seconds", 0.0)) \
             + float(info.get("resumed_part_seconds", 0.0))
         return selection, seconds
+
+    def target_filter(self, parsed) -> str:
+        """'on' or 'off': the method name's setting, resolved as `select` resolves it."""
+        from ..methods import METHODS
+
+        return ontask.resolve(parsed.target_filter, bool(self.config.val), METHODS.get(parsed.base).reference)
 
     # --- fine-tune + evaluate ----------------------------------------------------------------------------
 
@@ -150,7 +161,8 @@ class Bench:
         result_file = path / "result.json"
         if result_file.exists():
             result = json.loads(result_file.read_text())
-            if resolved and result.get("resolved", resolved) != resolved:  # a name whose meaning has changed
+            recorded = {**ADDED_RESOLVED, **result["resolved"]} if "resolved" in result else resolved
+            if resolved and recorded != resolved:  # a name whose meaning has changed
                 raise UserError(f"{path} was measured as {result['resolved']}, which its name now means "
                                 f"{resolved}: move it away or use another --out")
             return result
@@ -189,7 +201,8 @@ class Bench:
                     "selection_seconds": selection_seconds, "selected": chosen, **tally,
                     **self.train_and_evaluate(chosen, seed)}
 
-        resolved = parse_method(method)._asdict()
+        parsed = parse_method(method)
+        resolved = {**parsed._asdict(), "target_filter": self.target_filter(parsed)}
         return self.cell(self.out / "cells" / f"{method}-b{budget}-s{seed}", compute, resolved)
 
     def run(self) -> None:

@@ -165,7 +165,8 @@ class BenchConfig:
         parsed = parse_method(method)
         return self._build(SELECT, data=data, out=out, model=self.scorer_model or self.model, method=parsed.base,
                            seed=seed if parsed.seeded else 0, rounds=parsed.rounds, resume=True,
-                           strategy=parsed.strategy, **({"estimator": parsed.estimator} if parsed.estimator else {}))
+                           strategy=parsed.strategy, target_filter=parsed.target_filter,
+                           **({"estimator": parsed.estimator} if parsed.estimator else {}))
 
     def finetune_config(self, seed: int) -> FinetuneConfig:
         """The fine-tune of one cell (its examples come from the selection, not from a file)."""
@@ -196,6 +197,7 @@ class BenchMethod(NamedTuple):
     rounds: int
     estimator: str | None = None  # Data Whisperer's estimator (estimators.py); None for a baseline
     strategy: str = "top"  # how the budget is filled from the run's scores (strategies.py)
+    target_filter: str = "auto"  # a name ending in -unfiltered: off (ontask.py)
 
     @property
     def run_name(self) -> str:
@@ -216,11 +218,13 @@ def parse_method(name: str) -> BenchMethod:
     """The one parser of bench method names, asking each registry entry: 'datawhisperer-debiased-r3' ->
     ('datawhisperer', 'debiased', 3), 'datawhisperer-calibrated' -> the calibrated estimator, 'ifd' ->
     ('ifd', None, 1); a trailing '-<strategy>' fills the budget with that strategy
-    ('datawhisperer-calibrated-stratified', 'rds-diverse')."""
+    ('datawhisperer-calibrated-stratified', 'rds-diverse'); a last '-unfiltered' turns the target filter off."""
     from ..methods import METHODS, bench_names
     from ..strategies import STRATEGIES
 
     base, _, last = name.rpartition("-")
+    if base and last == "unfiltered":
+        return parse_method(base)._replace(target_filter="off")
     if base and last in STRATEGIES:
         return parse_method(base)._replace(strategy=last)
     for method in METHODS.names():
@@ -237,7 +241,8 @@ def methods_help() -> str:
 
     return (f"methods: {', '.join(bench_names())} (datawhisperer alone: the default configuration); Data "
             f"Whisperer's weightings also take -r<rounds>; any other name may end in -<strategy> "
-            f"({', '.join(STRATEGIES.names())}; without one, top); one or more (default: all)")
+            f"({', '.join(STRATEGIES.names())}; without one, top), then -unfiltered (with --val, pick from all records, "
+            f"not only those like the --val examples); one or more (default: all)")
 
 
 @dataclass

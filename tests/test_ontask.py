@@ -1,0 +1,120 @@
+"""The target filter: with --val, the subsets come from the records of the --val examples' task."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import assert_varied, labelled_records, write_jsonl
+
+from datawhisperer import ontask
+from datawhisperer.backends.fake import FakeBackend
+from datawhisperer.cli import main
+from datawhisperer.errors import UserError
+from datawhisperer.runner import select
+from datawhisperer.select_config import SelectConfig
+from datawhisperer.strategies import STRATEGIES, Candidates, StrategyOptions, pick
+
+
+def two_tasks(rng, n_task: int = 40, n_other: int = 40, n_val: int = 12, dim: int = 8):
+    """Embeddings of two tasks (clusters around two directions, same spread) and --val examples of the first."""
+    task, other = np.eye(dim)[0] * 3.0, np.eye(dim)[1] * 3.0
+    pool = np.vstack([task + rng.normal(size=(n_task, dim)), other + rng.normal(size=(n_other, dim))])
+    return pool.astype(np.float32), (task + rng.normal(size=(n_val, dim))).astype(np.float32)
+
+
+def test_auto_is_on_with_val_except_for_the_reference_method_and_on_needs_val():
+    assert ontask.resolve("auto", has_val=True, reference=False) == "on"
+    assert ontask.resolve("auto", has_val=True, reference=True) == "off"
+    assert ontask.resolve("auto", has_val=False, reference=False) == "off"
+    assert ontask.resolve("off", has_val=True, reference=False) == "off"
+    with pytest.raises(UserError, match="give --val FILE"):
+        ontask.resolve("on", has_val=False, reference=False)
+
+
+def test_the_records_of_the_val_task_pass_and_those_of_another_task_do_not():
+    pool, targets = two_tasks(np.random.default_rng(0))
+    kept = ontask.on_task(pool, targets, needed=0)
+    assert set(kept) <= set(range(40)) and len(kept) >= 30  # none of the other task; most of its own
+    summary = ontask.summary(pool, targets)
+    assert summary == {"on_task": len(kept), "pool": 80, "targets": 12}
+
+
+def test_when_too_few_pass_the_most_target_like_fill_up_and_too_few_targets_decide_nothing():
+    pool, targets = two_tasks(np.random.default_rng(1), n_task=5)
+    kept = ontask.on_task(pool, targets, needed=20)
+    assert len(kept) == 20 and set(range(5)) <= set(kept)
+    assert ontask.on_task(pool, targets[:3], needed=0) is None  # fewer than MIN_TARGETS
+    pool[2] = np.nan  # an example too long for the model has no embedding: kept only when the budget needs all
+    assert 2 not in ontask.on_task(pool, targets, needed=0)
+    assert len(ontask.on_task(pool, targets, needed=45)) == 45  # the whole pool
+
+
+@pytest.mark.parametrize("strategy", ["top", "stratified", "diverse"])
+def test_every_strategy_picks_from_the_on_task_records_even_when_the_others_score_higher(strategy):
+    rng = np.random.default_rng(2)
+    pool, targets = two_tasks(rng)
+    scores = np.concatenate([rng.uniform(0, 1, 40), rng.uniform(2, 3, 40)])  # the other task scores higher
+    candidates = Candidates(scores, pool, targets, seed=0)
+    filtered = pick(STRATEGIES.get(strategy), candidates, 10, StrategyOptions(drop=0.2, target_filter=True))
+    assert len(set(filtered)) == 10 and max(filtered) < 40
+    if strategy == "top":
+        assert min(pick(STRATEGIES.get(strategy), candidates, 10, StrategyOptions()).__iter__()) >= 40
+    assert filtered == pick(STRATEGIES.get(strategy), candidates, 10, StrategyOptions(drop=0.2, target_filter=True))
+
+
+def test_labels_keep_their_shares_within_the_on_task_records():
+    rng = np.random.default_rng(3)
+    pool, targets = two_tasks(rng)
+    groups = np.array([i % 2 for i in range(80)])
+    candidates = Candidates(rng.uniform(size=80), pool, targets, seed=0, groups=groups)
+    chosen = pick(STRATEGIES.get("top"), candidates, 10, StrategyOptions(target_filter=True))
+    assert max(chosen) < 40 and sorted(groups[chosen].tolist()) == [0] * 5 + [1] * 5
+
+
+def test_the_filter_without_embeddings_is_a_one_line_error():
+    with pytest.raises(UserError, match="--target-filter off"):
+        pick(STRATEGIES.get("top"), Candidates(np.arange(10.0)), 3, StrategyOptions(target_filter=True))
+
+
+def mixed_pool(tmp_path) -> tuple[str, str, int]:
+    """Reviews of animals (the target task) and sums (another task); --val holds more animal reviews."""
+    animals = labelled_records(30)
+    sums = [{"text": f"add {i} plus {i + 1} sum total number", "label": f"total {2 * i + 1}"} for i in range(30)]
+    pool = write_jsonl(tmp_path / "pool.jsonl", [r for pair in zip(animals, sums) for r in pair])
+    val = write_jsonl(tmp_path / "val.jsonl", labelled_records(42)[30:])
+    return pool, val, len(animals)
+
+
+def test_select_with_val_picks_its_subsets_from_the_val_task_and_says_so(tmp_path, capsys):
+    pool, val, _ = mixed_pool(tmp_path)
+    out = tmp_path / "run"
+    assert main(["select", pool, "--val", val, "--out", str(out), "--backend", "fake", "--budget", "12",
+                 "--task", "classification", "--balance", "off"]) == 0
+    assert "Target filter:" in capsys.readouterr().err
+    info = json.loads((out / "run.json").read_text())
+    assert info["config"]["target_filter"] == "on" and 20 <= info["target_filter"]["on_task"] <= 30
+    assert_varied([row["score"] for row in map(json.loads, (out / "scores.jsonl").read_text().splitlines())])
+    picked = [json.loads(line) for line in (out / "selected-12.jsonl").read_text().splitlines()]
+    assert len(picked) == 12 and not any(r["text"].startswith("add ") for r in picked)
+
+    # re-selection without the model: the run's own filter gives select's file; --target-filter off picks from all
+    assert main(["subset", str(out), "--budget", "12", "--quiet"]) == 0
+    assert (out / "subset-top" / "selected-12.jsonl").read_bytes() == (out / "selected-12.jsonl").read_bytes()
+    unfiltered = tmp_path / "all"
+    select(SelectConfig(pool, val=val, out=str(unfiltered), budget=["12"], balance="off", target_filter="off",
+                        task="classification", quiet=True), backend=FakeBackend())
+    assert main(["subset", str(out), "--budget", "12", "--target-filter", "off", "--out", str(tmp_path / "again"),
+                 "--quiet"]) == 0
+    assert (tmp_path / "again" / "selected-12.jsonl").read_bytes() == (unfiltered / "selected-12.jsonl").read_bytes()
+    from_all = [json.loads(line) for line in (unfiltered / "selected-12.jsonl").read_text().splitlines()]
+    assert any(r["text"].startswith("add ") for r in from_all)  # the filter is what kept the sums out
+
+
+def test_the_reference_method_random_is_not_filtered(tmp_path):
+    pool, val, _ = mixed_pool(tmp_path)
+    out = tmp_path / "random"
+    select(SelectConfig(pool, val=val, out=str(out), method="random", budget=["0.5"],
+                        task="classification", quiet=True),
+           backend=FakeBackend())
+    info = json.loads((out / "run.json").read_text())
+    assert info["config"]["target_filter"] == "off" and "target_filter" not in info
