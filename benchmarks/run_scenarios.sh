@@ -2,7 +2,9 @@
 # The three scenario benchmarks of issue 18 (benchmarks/scenarios.py), in the order they were run. Resumable:
 # rerun to continue; finished selections and cells are skipped. Reads ../shared/data by path and skips cleanly
 # when it is absent. On this 2-core machine they ran as two jobs of one thread each (OMP_NUM_THREADS=1), one
-# playing the selections (--select-only) and one the fine-tunes once a cell's selection had finished.
+# playing the selections (--select-only) and one the fine-tunes once a cell's selection had finished. With --val
+# (mixed) every method but random picks from the records like the --val examples (the target filter); the cells
+# named -unfiltered were measured before it existed, picking from the whole pool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run() { .venv/bin/python benchmarks/scenarios.py "$@"; }
@@ -13,6 +15,10 @@ for scenario in noisy mixed; do
   run $scenario --select-only --seeds 0 --seeds 1 --seeds 2 "${SELECTORS[@]}" "$@"
   run $scenario --no-full --seeds 0 --seeds 1 --seeds 2 --seeds 3 --seeds 4 --methods random "$@"
   run $scenario --no-full --seeds 0 --seeds 1 --seeds 2 "${CELLS[@]}" "$@"
+  if [ $scenario = mixed ]; then  # what the target filter changed
+    run $scenario --no-full --seeds 0 --seeds 1 --methods datawhisperer-calibrated-unfiltered \
+      --methods datawhisperer-calibrated-stratified-unfiltered --methods datawhisperer-calibrated-diverse-unfiltered "$@"
+  fi
   # five seeds for the default (calibrated, top) and its closest challenger
   run $scenario --no-full --seeds 3 --seeds 4 --methods datawhisperer-calibrated --methods datawhisperer-calibrated-stratified "$@"
   run $scenario --seeds 0 --methods random "$@"  # the full pool (STR's denominator)
