@@ -118,3 +118,18 @@ def test_the_reference_method_random_is_not_filtered(tmp_path):
            backend=FakeBackend())
     info = json.loads((out / "run.json").read_text())
     assert info["config"]["target_filter"] == "off" and "target_filter" not in info
+
+
+def test_shards_merged_filter_as_one_run_does(tmp_path):
+    pool, val, _ = mixed_pool(tmp_path)
+    common = ["--val", val, "--backend", "fake", "--task", "classification", "--balance", "off", "--quiet",
+              "--episode-batch", "2"]
+    assert main(["select", pool, "--out", str(tmp_path / "one"), "--budget", "12", *common]) == 0
+    for shard in ("0/2", "1/2"):
+        assert main(["select", pool, "--out", str(tmp_path / f"shard{shard[0]}"), "--shard", shard, *common]) == 0
+    assert main(["merge", str(tmp_path / "shard0"), str(tmp_path / "shard1"), "--out", str(tmp_path / "merged"),
+                 "--budget", "12", "--quiet"]) == 0
+    merged = json.loads((tmp_path / "merged" / "run.json").read_text())
+    assert merged["target_filter"] == json.loads((tmp_path / "one" / "run.json").read_text())["target_filter"]
+    assert (tmp_path / "merged" / "selected-12.jsonl").read_bytes() == \
+        (tmp_path / "one" / "selected-12.jsonl").read_bytes()
