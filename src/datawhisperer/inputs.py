@@ -51,7 +51,7 @@ def check_inputs(config: SelectConfig, method, records: list[dict] | None = None
     estimator = ESTIMATORS.get(config.estimator)
     config = replace(config, **(estimator.overrides(config) if plays_episodes else {}),
                      strategy=method.default_strategy if config.strategy == "auto" else config.strategy,
-                     target_filter=ontask.resolve(config.target_filter, bool(config.val), method.reference))
+                     target_filter=ontask.resolve(config.target_filter, bool(config.val), method))
     task = load_task(config.task)
     metric_name = config.metric or task.metric
     metric = resolve_metric(metric_name)

@@ -67,6 +67,7 @@ def merge(config: MergeConfig) -> None:
         raise UserError(f"shard {absent[0]}/{count} is missing ({len(absent)} of {count} shards absent)")
 
     shard_config = {f.name: first["config"].get(f.name) for f in fields(SelectConfig) if f.name in first["config"]}
+    shard_config.setdefault("target_filter", "off")  # shards made before the target filter existed had none
     shard_config.update(out=config.out, shard=None, resume=False, overwrite=config.overwrite, quiet=config.quiet)
     for name in ("budget", "weighting", "data", "strategy"):
         if getattr(config, name):

@@ -20,13 +20,13 @@ QUANTILE = 0.05  # the least target-like twentieth of the --val examples marks t
 MIN_TARGETS = 4  # fewer --val examples than this give no spread to measure the edge by: nothing is filtered
 
 
-def resolve(setting: str, has_val: bool, reference: bool) -> str:
-    """'on' or 'off' from --target-filter: auto is on with --val, except for the reference method (random),
-    which must stay a plain draw to be measured against."""
+def resolve(setting: str, has_val: bool, method) -> str:
+    """'on' or 'off' from --target-filter: auto is on with --val for a method that loads the model anyway, except
+    the reference method (random), which must stay a plain draw to be measured against."""
     if setting == "on" and not has_val:
         raise UserError("--target-filter on keeps the records like the --val examples: give --val FILE")
     if setting == "auto":
-        return "on" if has_val and not reference else "off"
+        return "on" if has_val and method.needs_model and not method.reference else "off"
     return setting
 
 
@@ -66,14 +66,17 @@ def on_task(embeddings: np.ndarray | None, targets: np.ndarray | None, needed: i
     return kept
 
 
-def needed_for(count: int, drop: float) -> int:
-    """Records a strategy needs to fill `count` after it drops the lowest `drop` of them."""
-    return math.ceil(count / (1.0 - drop))
+def needed_for(count: int, drop: float, drops: bool) -> int:
+    """Records a strategy needs to fill `count`: more than `count` when it first drops the lowest `drop`."""
+    return math.ceil(count / (1.0 - drop)) if drops else count
 
 
-def summary(embeddings: np.ndarray | None, targets: np.ndarray | None) -> dict | None:
-    """What run.json says of the filter: how many records passed, of how many."""
+def summary(embeddings: np.ndarray | None, targets: np.ndarray | None, needed: dict[str, int]) -> dict | None:
+    """What run.json says of the filter: how many records passed, of how many, and the budgets (to their
+    records needed) that had to fill up with records that did not pass."""
     kept = on_task(embeddings, targets, 0)
     if kept is None:
         return None
-    return {"on_task": int(len(kept)), "pool": int(len(embeddings)), "targets": int(len(targets))}
+    filled = {budget: n - len(kept) for budget, n in needed.items() if n > len(kept)}
+    return {"on_task": int(len(kept)), "pool": int(len(embeddings)),
+            "targets": int((~np.isnan(targets).any(axis=1)).sum()), **({"filled_up": filled} if filled else {})}

@@ -25,8 +25,8 @@ from .methods import METHODS, wording_of
 from .reliability import describe, verdict
 from .rundir import RunDirectory
 from .select_config import SelectConfig
-from .selection import Selection
-from .strategies import label_groups
+from .selection import Selection, budget_count, parse_budget
+from .strategies import STRATEGIES, label_groups
 from .threads import apply_threads
 from .vectors import Embeddings
 from .version import __version__
@@ -65,8 +65,12 @@ def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, i
     targets = embedded.targets if embedded else None
     groups = label_groups([e.answer for e in inputs.examples], config.balance)
     if config.target_filter == "on":
-        info["target_filter"] = ontask.summary(pool, targets) or {
-            "on_task": None, "why": f"fewer than {ontask.MIN_TARGETS} --val examples fit the model: nothing filtered"}
+        drops = STRATEGIES.get(config.strategy).drops
+        needed = {b: ontask.needed_for(budget_count(parse_budget(b), len(inputs.examples)), config.drop, drops)
+                  for b in config.budget}
+        info["target_filter"] = ontask.summary(pool, targets, needed) or {
+            "on_task": None, "why": f"fewer than {ontask.MIN_TARGETS} --val examples have an embedding (fit the "
+                                    "model's context): nothing filtered"}
     selection = Selection(inputs.table, scored.scores, scored.appearances, info, pool, targets, config.strategy,
                           config.strategy_options, config.seed, groups)
     unscored = {budget: selection.unscored_in(budget) for budget in config.budget}  # fails before any write
@@ -111,8 +115,10 @@ def target_line(info: dict) -> str:
         return ""
     if kept["on_task"] is None:
         return f"\nTarget filter: {kept['why']}."
+    filled = "".join(f"; the subset of budget {b} also takes the {k} most target-like of the others"
+                     for b, k in kept.get("filled_up", {}).items())
     return (f"\nTarget filter: {kept['on_task']} of the {kept['pool']} records are as like the --val examples as "
-            "those are like each other; the subsets come from them (--target-filter off: from all).")
+            f"those are like each other; the subsets come from them{filled} (--target-filter off: from all).")
 
 
 def rounds_line(info: dict) -> str:

@@ -66,6 +66,7 @@ class StrategyOptions:
 @runtime_checkable
 class Strategy(Protocol):
     needs_embeddings: bool
+    drops: bool  # leaves out the lowest --drop first (so the target filter must keep more than the budget)
 
     def choose(self, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
         """`count` distinct pool indices, best-scored first."""
@@ -96,6 +97,7 @@ def _enough(kept: np.ndarray, count: int, n: int, name: str, drop: float) -> Non
 @dataclass(frozen=True)
 class Top:
     needs_embeddings: bool = False
+    drops: bool = False
 
     def choose(self, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
         return ranking(candidates.scores)[:count].tolist()
@@ -104,6 +106,7 @@ class Top:
 @dataclass(frozen=True)
 class Stratified:
     needs_embeddings: bool = False
+    drops: bool = True
 
     def choose(self, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
         scores = candidates.scores
@@ -137,6 +140,7 @@ def _allocate(sizes: list[int], count: int) -> list[int]:
 @dataclass(frozen=True)
 class Diverse:
     needs_embeddings: bool = True
+    drops: bool = True
 
     def choose(self, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
         scores, embeddings = candidates.scores, candidates.embeddings
@@ -205,7 +209,7 @@ def pick(strategy: Strategy, candidates: Candidates, count: int, options: Strate
         if candidates.embeddings is None or candidates.targets is None:
             raise UserError("the target filter compares the pool's embeddings with the --val examples', and this "
                             "run has none: --target-filter off, or select again with --val")
-        members = on_task(candidates.embeddings, candidates.targets, needed_for(count, options.drop))
+        members = on_task(candidates.embeddings, candidates.targets, needed_for(count, options.drop, strategy.drops))
         if members is not None:
             within = replace(candidates.part(members),
                              groups=None if candidates.groups is None else candidates.groups[members])

@@ -272,6 +272,8 @@ def test_seeded_methods_select_once_per_seed():
     ("datawhisperer-", "unknown method 'datawhisperer-'"),
     ("datawhisperer-paper-r0", "rounds must be at least 1"),
     ("gradn", "did you mean 'grand'?"),
+    ("rds-unfiltered-diverse", "unknown method 'rds-unfiltered-diverse'"),  # one spelling: strategy, then -unfiltered
+    ("rds-unfiltered-unfiltered", "unknown method"),
     ("bm25", "unknown method 'bm25' (known: datawhisperer, datawhisperer-calibrated, datawhisperer-debiased"),
 ])
 def test_unknown_method_names(name, message):

@@ -124,7 +124,7 @@ class Bench:
         """'on' or 'off': the method name's setting, resolved as `select` resolves it."""
         from ..methods import METHODS
 
-        return ontask.resolve(parsed.target_filter, bool(self.config.val), METHODS.get(parsed.base).reference)
+        return ontask.resolve(parsed.target_filter, bool(self.config.val), METHODS.get(parsed.base))
 
     # --- fine-tune + evaluate ----------------------------------------------------------------------------
 
@@ -163,7 +163,7 @@ class Bench:
             result = json.loads(result_file.read_text())
             recorded = {**ADDED_RESOLVED, **result["resolved"]} if "resolved" in result else resolved
             if resolved and recorded != resolved:  # a name whose meaning has changed
-                raise UserError(f"{path} was measured as {result['resolved']}, which its name now means "
+                raise UserError(f"{path} was measured as {recorded}, which its name now means "
                                 f"{resolved}: move it away or use another --out")
             return result
         path.mkdir(parents=True, exist_ok=True)

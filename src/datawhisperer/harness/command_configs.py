@@ -223,9 +223,9 @@ def parse_method(name: str) -> BenchMethod:
     from ..strategies import STRATEGIES
 
     base, _, last = name.rpartition("-")
-    if base and last == "unfiltered":
+    if base and last == "unfiltered" and not base.endswith("-unfiltered"):
         return parse_method(base)._replace(target_filter="off")
-    if base and last in STRATEGIES:
+    if base and last in STRATEGIES and not base.endswith("-unfiltered"):  # one spelling: the strategy, then -unfiltered
         return parse_method(base)._replace(strategy=last)
     for method in METHODS.names():
         parts = METHODS.get(method).parse_bench_name(name)

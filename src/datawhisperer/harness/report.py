@@ -72,7 +72,11 @@ def selection_report(run_dir: Path, n_examples: int) -> str:
     facts["model"] = (info.get("model") or {}).get("model")
     config = info.get("config", {})
     facts.update({k: config.get(k) for k in ("data", "task", "estimator", "panel", "n_demos", "n_queries", "rounds",
-                                             "seed", "weighting", "query_mode", "scoring")})
+                                             "seed", "weighting", "query_mode", "scoring",
+                                             "strategy", "target_filter")})
+    kept = info.get("target_filter")
+    if kept and kept.get("on_task") is not None:
+        facts["records like the --val examples"] = f"{kept['on_task']} of {kept['pool']} (the subsets come from them)"
     parts.append("<h2>Run</h2>" + _table(["fact", "value"], [[html.escape(k), html.escape(str(v))]
                                                              for k, v in facts.items() if v is not None]))
     reliability = info.get("reliability")
