@@ -55,7 +55,8 @@ def similarity_to_targets(embeddings: np.ndarray, targets: np.ndarray, centre: n
 
 def on_task(embeddings: np.ndarray | None, targets: np.ndarray | None, needed: int) -> np.ndarray | None:
     """Indices of the on-task records, at least `needed` of them (when fewer pass, the most target-like fill
-    up, and those with no embedding last); None when there is nothing to decide by (no embeddings, fewer than MIN_TARGETS --val examples)."""
+    up, and those with no embedding last); None when there is nothing to decide by (no embeddings, fewer than
+    MIN_TARGETS --val examples)."""
     if embeddings is None or targets is None or (~np.isnan(targets).any(axis=1)).sum() < MIN_TARGETS:
         return None
     similarity, edge = similarity_to_targets(embeddings, targets, np.nanmean(embeddings, axis=0))

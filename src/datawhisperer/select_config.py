@@ -43,7 +43,7 @@ class SelectConfig:
                           choices=("auto", "on", "off"))
     target_filter: str = option("auto", "with --val: pick only from the records as like the --val examples as those "
                                 "are like each other (the target task's, by the model's embeddings): on, off, or "
-                                "auto (on with --val, except for the reference method random)",
+                                "auto (on with --val for the methods that load the model, except the reference method random)",
                                 choices=("auto", "on", "off"))
     task: str = option("instruction", "task preset (math, summarization, instruction, classification) or a "
                      "task file (.yaml/.json)")
