@@ -172,3 +172,25 @@ def test_shards_made_before_the_filter_existed_merge_as_they_ran(tmp_path):
                  "--quiet"]) == 0
     merged = json.loads((tmp_path / "merged" / "run.json").read_text())
     assert merged["config"]["target_filter"] == "off" and "target_filter" not in merged
+
+
+def test_bench_with_val_filters_every_method_but_random_and_records_it(tmp_path, tiny_model_dir):
+    from conftest import plural_records
+
+    from datawhisperer.rundir import RunDirectory
+
+    pool, val, _ = mixed_pool(tmp_path)
+    test = write_jsonl(tmp_path / "test.jsonl", plural_records(5))
+    out = tmp_path / "bench"
+    assert main(["bench", "--pool", pool, "--val", val, "--test", test, "--out", str(out), "--task", "classification",
+                 "--model", str(tiny_model_dir), "--methods", "datawhisperer-calibrated", "--methods",
+                 "datawhisperer-calibrated-unfiltered", "--methods", "random", "--budgets", "0.25", "--seeds", "0",
+                 "--epochs", "1", "--lora-r", "2", "--eval-max-new-tokens", "2", "--generate-limit", "3", "--no-full",
+                 "--quiet"]) == 0
+    cells = {m: json.loads((out / "cells" / f"{m}-b0.25-s0" / "result.json").read_text())
+             for m in ("datawhisperer-calibrated", "datawhisperer-calibrated-unfiltered", "random")}
+    assert [c["resolved"]["target_filter"] for c in cells.values()] == ["on", "off", "off"]
+    embeddings, targets = RunDirectory(out / "selections" / "datawhisperer-calibrated-s0").embeddings()
+    passed = set(ontask.on_task(embeddings, targets, needed=15).tolist())
+    assert set(cells["datawhisperer-calibrated"]["selected"]) <= passed
+    assert not set(cells["datawhisperer-calibrated-unfiltered"]["selected"]) <= passed  # the filter made the difference

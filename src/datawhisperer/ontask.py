@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .errors import UserError
+from .vectors import embedded_rows, unit
 
 NEIGHBOURS = 3
 QUANTILE = 0.05  # the least target-like twentieth of the --val examples marks the edge of the task
@@ -30,26 +31,21 @@ def resolve(setting: str, has_val: bool, method) -> str:
     return setting
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
 def _nearest_mean(similarity: np.ndarray, k: int) -> np.ndarray:
     return np.sort(similarity, axis=1)[:, -k:].mean(axis=1)
 
 
 def similarity_to_targets(embeddings: np.ndarray, targets: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, float]:
     """Each record's similarity to the targets (NaN where it has no embedding), and the edge of the task: the
-    QUANTILE of the targets' own similarity to the other targets."""
-    targets = targets[~np.isnan(targets).any(axis=1)]
-    unit_targets = _unit(targets - centre)
+    QUANTILE of the targets' own similarity to the other targets. `targets`: rows that hold an embedding."""
+    unit_targets = unit(targets - centre)
     k = min(NEIGHBOURS, len(targets) - 1)
     among = unit_targets @ unit_targets.T
     np.fill_diagonal(among, -np.inf)  # a target is not its own neighbour
     edge = float(np.quantile(_nearest_mean(among, k), QUANTILE))
     similarity = np.full(len(embeddings), np.nan)
     has = ~np.isnan(embeddings).any(axis=1)
-    similarity[has] = _nearest_mean(_unit(embeddings[has] - centre) @ unit_targets.T, k)
+    similarity[has] = _nearest_mean(unit(embeddings[has] - centre) @ unit_targets.T, k)
     return similarity, edge
 
 
@@ -57,7 +53,8 @@ def on_task(embeddings: np.ndarray | None, targets: np.ndarray | None, needed: i
     """Indices of the on-task records, at least `needed` of them (when fewer pass, the most target-like fill
     up, and those with no embedding last); None when there is nothing to decide by (no embeddings, fewer than
     MIN_TARGETS --val examples)."""
-    if embeddings is None or targets is None or (~np.isnan(targets).any(axis=1)).sum() < MIN_TARGETS:
+    targets = None if targets is None else embedded_rows(targets)
+    if embeddings is None or targets is None or len(targets) < MIN_TARGETS:
         return None
     similarity, edge = similarity_to_targets(embeddings, targets, np.nanmean(embeddings, axis=0))
     kept = np.flatnonzero(similarity >= edge)
@@ -80,4 +77,4 @@ def summary(embeddings: np.ndarray | None, targets: np.ndarray | None, needed: d
         return None
     filled = {budget: n - len(kept) for budget, n in needed.items() if n > len(kept)}
     return {"on_task": int(len(kept)), "pool": int(len(embeddings)),
-            "targets": int((~np.isnan(targets).any(axis=1)).sum()), **({"filled_up": filled} if filled else {})}
+            "targets": len(embedded_rows(targets)), **({"filled_up": filled} if filled else {})}

@@ -24,6 +24,7 @@ from .errors import UserError
 from .ontask import needed_for, on_task
 from .registry import Registry
 from .scoring import ranking
+from .vectors import embedded_rows, unit
 
 MAX_TARGETS = 1024  # coverage is measured on at most this many targets (a seeded sample): memory is candidates x targets
 
@@ -152,8 +153,9 @@ class Diverse:
         _enough(kept, count, len(scores), "diverse", options.drop)
         # mean-pooled hidden states share a large common direction: centre them on the pool's mean
         centre = candidates.centre if candidates.centre is not None else np.nanmean(embeddings, axis=0)
-        pool = _unit(embeddings[kept] - centre)
-        targets = pool if candidates.targets is None else _unit(embedded_targets(candidates.targets) - centre)
+        pool = unit(embeddings[kept] - centre).astype(np.float32)
+        targets = pool if candidates.targets is None else \
+            unit(embedded_targets(candidates.targets) - centre).astype(np.float32)
         if len(targets) > MAX_TARGETS:
             rng = np.random.default_rng([candidates.seed, 0xD1FE])
             targets = targets[np.sort(rng.choice(len(targets), MAX_TARGETS, replace=False))]
@@ -166,16 +168,11 @@ class Diverse:
 
 def embedded_targets(targets: np.ndarray) -> np.ndarray:
     """The target examples that have an embedding (one too long for the model's context has none)."""
-    rows = targets[~np.isnan(targets).any(axis=1)]
+    rows = embedded_rows(targets)
     if not len(rows):
         raise UserError("none of the --val examples fits the model's context, so there is nothing to cover or "
                         "compare with: give shorter --val examples, or a smaller --answer-tokens")
     return rows
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _greedy(similarity: np.ndarray, quality: np.ndarray, count: int, weight: float) -> list[int]:

@@ -14,6 +14,16 @@ class Embeddings:
     targets: np.ndarray | None  # [M, dim]: the --val examples
 
 
+def unit(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length one (a zero row stays zero)."""
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def embedded_rows(vectors: np.ndarray) -> np.ndarray:
+    """The rows that hold an embedding (an example too long for the model's context has a NaN row)."""
+    return vectors[~np.isnan(vectors).any(axis=1)]
+
+
 def encode(vector: np.ndarray) -> str:
     return base64.b64encode(np.asarray(vector, dtype="<f2").tobytes()).decode("ascii")
 

@@ -16,6 +16,7 @@ from ..executor import Scored, ShardDone
 from ..methods import MethodDefaults
 from ..reliability import Wording
 from ..strategies import embedded_targets
+from ..vectors import unit
 
 if TYPE_CHECKING:
     from ..inputs import RunInputs
@@ -26,20 +27,15 @@ def similarity_scores(pool: np.ndarray, targets: np.ndarray | None, seed: int) -
     """Mean cosine similarity to the targets (NaN where an example has no embedding); targets None: each
     example against the other fold of the pool's 2-fold split (seeded, as Data Whisperer splits it)."""
     centre = np.nanmean(pool, axis=0)
-    unit = _unit(pool - centre)
+    units = unit(pool - centre)
     if targets is not None:
-        target_mean = np.mean(_unit(embedded_targets(targets) - centre), axis=0)
-        return (unit @ target_mean).astype(np.float64)
+        target_mean = np.mean(unit(embedded_targets(targets) - centre), axis=0)
+        return (units @ target_mean).astype(np.float64)
     scores = np.full(len(pool), np.nan)
     folds = EpisodePlan(len(pool), 1, 1, seed=seed, query_source="rest").folds
     for mine, other in (folds, folds[::-1]):
-        scores[mine] = unit[mine] @ np.nanmean(unit[other], axis=0)
+        scores[mine] = units[mine] @ np.nanmean(units[other], axis=0)
     return scores
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
 
 
 @dataclass(frozen=True)

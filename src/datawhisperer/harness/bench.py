@@ -19,9 +19,10 @@ from ..data import atomic_write_json, atomic_write_text, load_table, table_from_
 from ..errors import UserError
 from ..extras import require
 from ..fingerprint import content_hash
+from ..methods import METHODS
 from ..rundir import describe_differences
 from ..selection import Selection, parse_budget
-from ..strategies import STRATEGIES, label_groups
+from ..strategies import label_groups, needs_embeddings
 from ..threads import apply_threads
 from .agreement import method_scores, selection_dir
 from .command_configs import BenchConfig, parse_method
@@ -100,11 +101,11 @@ class Bench:
         strategy that needs embeddings a finished run lacks resumes it to compute only those."""
         parsed = parse_method(method)
         run = selection_dir(self.out, parsed, seed)
-        config = self.config.select_config(method, seed, data=str(self.pool_path), out=str(run.path))
-        filtered = self.target_filter(parsed) == "on"
-        needs_embeddings = (STRATEGIES.get(parsed.strategy).needs_embeddings or filtered) and (
-            run.embeddings()[0] is None or (self.config.val and run.embeddings()[1] is None))
-        if not run.finished() or needs_embeddings:
+        # the target filter resolved as `select` resolves it, so that the subsets below pick as its own would
+        config = replace(self.config.select_config(method, seed, data=str(self.pool_path), out=str(run.path)),
+                         target_filter=self.target_filter(parsed))
+        lacks_embeddings = run.embeddings()[0] is None or (self.config.val and run.embeddings()[1] is None)
+        if not run.finished() or (needs_embeddings(config, METHODS.get(parsed.base)) and lacks_embeddings):
             self.log(f"[bench] selecting with {parsed.run_name} (seed {seed if parsed.seeded else '-'})")
             from ..runner import select
 
@@ -114,7 +115,7 @@ class Bench:
         groups = label_groups([e.answer for e in self.train.examples], config.balance)
         selection = Selection(table_from_records(self.train.records), method_scores(run, parsed),
                               np.zeros(len(self.train.examples)), info, pool, targets, parsed.strategy,
-                              replace(config.strategy_options, target_filter=filtered), seed, groups)
+                              config.strategy_options, seed, groups)
         # a selection finished over several sittings costs what each sitting spent on it
         seconds = float(info["selection_seconds"]) + float(info.get("resumed_episode_seconds", 0.0)) \
             + float(info.get("resumed_part_seconds", 0.0))
@@ -122,8 +123,6 @@ class Bench:
 
     def target_filter(self, parsed) -> str:
         """'on' or 'off': the method name's setting, resolved as `select` resolves it."""
-        from ..methods import METHODS
-
         return ontask.resolve(parsed.target_filter, bool(self.config.val), METHODS.get(parsed.base))
 
     # --- fine-tune + evaluate ----------------------------------------------------------------------------
