@@ -9,8 +9,6 @@ below. Every strategy then picks from the on-task records only (strategies.pick)
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .errors import UserError
@@ -62,11 +60,6 @@ def on_task(embeddings: np.ndarray | None, targets: np.ndarray | None, needed: i
         order = np.argsort(-np.nan_to_num(similarity, nan=-np.inf), kind="stable")
         kept = np.sort(order[:needed])
     return kept
-
-
-def needed_for(count: int, drop: float, drops: bool) -> int:
-    """Records a strategy needs to fill `count`: more than `count` when it first drops the lowest `drop`."""
-    return math.ceil(count / (1.0 - drop)) if drops else count
 
 
 def summary(embeddings: np.ndarray | None, targets: np.ndarray | None, needed: dict[str, int]) -> dict | None:

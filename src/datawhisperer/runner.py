@@ -26,7 +26,7 @@ from .reliability import describe, verdict
 from .rundir import RunDirectory
 from .select_config import SelectConfig
 from .selection import Selection, budget_count, parse_budget
-from .strategies import STRATEGIES, label_groups
+from .strategies import STRATEGIES, label_groups, records_needed
 from .threads import apply_threads
 from .vectors import Embeddings
 from .version import __version__
@@ -65,8 +65,8 @@ def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, i
     targets = embedded.targets if embedded else None
     groups = label_groups([e.answer for e in inputs.examples], config.balance)
     if config.target_filter == "on":
-        drops = STRATEGIES.get(config.strategy).drops
-        needed = {b: ontask.needed_for(budget_count(parse_budget(b), len(inputs.examples)), config.drop, drops)
+        strategy = STRATEGIES.get(config.strategy)
+        needed = {b: records_needed(strategy, budget_count(parse_budget(b), len(inputs.examples)), config.drop)
                   for b in config.budget}
         info["target_filter"] = ontask.summary(pool, targets, needed) or {
             "on_task": None, "why": f"fewer than {ontask.MIN_TARGETS} --val examples have an embedding (fit the "

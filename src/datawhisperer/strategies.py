@@ -15,13 +15,14 @@ its share of the budget and applies the strategy within each.
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from .errors import UserError
-from .ontask import needed_for, on_task
+from .ontask import on_task
 from .registry import Registry
 from .scoring import ranking
 from .vectors import embedded_rows, unit
@@ -198,6 +199,12 @@ def _greedy(similarity: np.ndarray, quality: np.ndarray, count: int, weight: flo
     return picks
 
 
+def records_needed(strategy: Strategy, count: int, drop: float) -> int:
+    """Records the strategy needs to fill `count` (what the target filter must keep): more than `count` when it
+    first drops the lowest `drop`."""
+    return math.ceil(count / (1.0 - drop)) if strategy.drops else count
+
+
 def pick(strategy: Strategy, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
     """The strategy's picks; with the target filter, from the on-task records only; with groups (labels), each
     label gets its share of the budget (largest remainders) and the strategy picks within it, so that no
@@ -206,7 +213,7 @@ def pick(strategy: Strategy, candidates: Candidates, count: int, options: Strate
         if candidates.embeddings is None or candidates.targets is None:
             raise UserError("the target filter compares the pool's embeddings with the --val examples', and this "
                             "run has none: --target-filter off, or select again with --val")
-        members = on_task(candidates.embeddings, candidates.targets, needed_for(count, options.drop, strategy.drops))
+        members = on_task(candidates.embeddings, candidates.targets, records_needed(strategy, count, options.drop))
         if members is not None:
             within = replace(candidates.part(members),
                              groups=None if candidates.groups is None else candidates.groups[members])
