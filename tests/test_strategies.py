@@ -118,3 +118,20 @@ def test_labels_keep_their_share_and_are_centred_on_the_whole_pool():
         assert len(chosen) == 40 and sum(groups[chosen] == 1) == 10  # a quarter of the pool, a quarter of the picks
     part = Candidates(SCORES, EMBEDDINGS, groups=groups).part(np.arange(50))
     assert np.allclose(part.centre, EMBEDDINGS.mean(axis=0))
+
+
+def test_length_balance_keeps_each_answer_length_fifth_s_share_against_a_score_that_favours_short_answers():
+    from datawhisperer.strategies import balance_groups, pick
+
+    answers = [" ".join(["word"] * (1 + (7 * k) % 60)) for k in range(200)]
+    lengths = np.array([len(a) for a in answers])
+    groups = balance_groups(answers, "length")
+    assert sorted(np.bincount(groups)) == [40] * 5  # five equal groups, ordered by length
+    assert all(lengths[groups == g].max() <= lengths[groups == g + 1].min() for g in range(4))
+    short_first = -lengths + RNG.normal(scale=0.1, size=200)
+    for name in ("top", "stratified", "diverse"):
+        chosen = pick(STRATEGIES.get(name), Candidates(short_first, EMBEDDINGS, groups=groups), 20, StrategyOptions())
+        assert len(set(chosen)) == 20 and np.bincount(groups[chosen], minlength=5).tolist() == [4] * 5
+    unbalanced = pick(STRATEGIES.get("top"), Candidates(short_first, EMBEDDINGS), 20, StrategyOptions())
+    assert np.bincount(groups[unbalanced], minlength=5).tolist() == [20, 0, 0, 0, 0]
+    assert balance_groups(answers, "off") is None and balance_groups(answers, "auto") is None  # not labels

@@ -119,3 +119,21 @@ def test_overwrite_replaces_the_earlier_re_selection_s_subsets_and_no_others(tmp
     picked = [json.loads(line) for line in (out / "selected-5.jsonl").read_text().splitlines()]
     records = [json.loads(line) for line in open(pool)]
     assert sorted(records.index(r) for r in picked) == [35, 36, 37, 38, 39]
+
+
+def test_length_balance_through_subset_spreads_a_short_answer_score_over_every_length(tmp_path):
+    answers = [" ".join(["step"] * (1 + k % 25)) for k in range(100)]
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"instruction": f"Task {k}", "input": "", "output": a}
+                                                  for k, a in enumerate(answers)])
+    scores = tmp_path / "short-first.jsonl"  # a score that favours short answers, as the calibrated one does
+    scores.write_text("".join(json.dumps({"index": i, "score": -len(a) + i / 1000}) + "\n"
+                              for i, a in enumerate(answers)))
+    common = ["subset", "--scores", str(scores), "--data", pool, "--budget", "10", "--quiet"]
+    words = {}
+    for balance in ("length", "off"):
+        assert main([*common, "--balance", balance, "--out", str(tmp_path / balance)]) == 0
+        picked = (tmp_path / balance / "selected-10.jsonl").read_text().splitlines()
+        words[balance] = sorted(len(json.loads(line)["output"].split()) for line in picked)
+    assert words["off"] == [1] * 4 + [2] * 4 + [3] * 2
+    assert len(words["length"]) == 10 and min(words["length"]) == 1 and max(words["length"]) >= 21
+    assert sum(w > 5 for w in words["length"]) == 8  # two from each length fifth

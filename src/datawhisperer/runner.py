@@ -26,7 +26,7 @@ from .reliability import describe, verdict
 from .rundir import RunDirectory
 from .select_config import SelectConfig
 from .selection import Selection, budget_count, parse_budget
-from .strategies import STRATEGIES, label_groups, records_needed
+from .strategies import STRATEGIES, balance_groups, records_needed
 from .threads import apply_threads
 from .vectors import Embeddings
 from .version import __version__
@@ -63,7 +63,7 @@ def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, i
                         f"selected{f'; see {out.info_file}' if out is not None else ''}")
     pool = scored.embeddings if scored.embeddings is not None else (embedded.pool if embedded else None)
     targets = embedded.targets if embedded else None
-    groups = label_groups([e.answer for e in inputs.examples], config.balance)
+    groups = balance_groups([e.answer for e in inputs.examples], config.balance)
     if config.target_filter == "on":
         strategy = STRATEGIES.get(config.strategy)
         needed = {b: records_needed(strategy, budget_count(parse_budget(b), len(inputs.examples)), config.drop)

@@ -13,7 +13,7 @@ from .errors import UserError
 from .estimators import DEFAULT_ESTIMATOR
 from .scoring import DEFAULT_WEIGHTING
 from .selection import checked_budgets
-from .strategies import StrategyOptions
+from .strategies import BALANCES, StrategyOptions
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -38,9 +38,9 @@ class SelectConfig:
     strata: int = option(StrategyOptions.strata, "stratified: strata over the kept score range")
     score_weight: float = option(StrategyOptions.score_weight, "diverse: weight of the scores against coverage (0 = coverage alone, 1 = "
                                  "scores alone)")
-    balance: str = option("auto", "keep each label's share of the pool in every subset: on, off, or auto (on when "
-                          "the answers are labels: at most 50 distinct, four records each on average)",
-                          choices=("auto", "on", "off"))
+    balance: str = option("auto", "keep each group's share of the pool in every subset: on (a group per label), "
+                          "length (five groups by answer length), off, or auto (on when the answers are labels: at "
+                          "most 50 distinct, four records each on average)", choices=BALANCES)
     target_filter: str = option("auto", "with --val: pick only from the records as like the --val examples as those "
                                 "are like each other (the target task's, by the model's embeddings): on, off, or "
                                 "auto (on with --val for the methods that load the model, except the reference method random)",

@@ -249,17 +249,33 @@ def needs_embeddings(config, method) -> bool:
         config.target_filter == "on"
 
 
-def label_groups(answers: list[str], balance: str) -> np.ndarray | None:
-    """Group ids by gold answer when answers are labels: `on`, or `auto` when the pool has at most 50 distinct
-    answers and at least four records per answer on average; None otherwise."""
+BALANCES = ("auto", "on", "off", "length")
+LENGTH_BINS = 5
+
+
+def balance_groups(answers: list[str], balance: str) -> np.ndarray | None:
+    """A group id per example, each group to keep its share of the pool in every subset (see pick), or None.
+    Labels (`on`, or `auto` when the pool has at most 50 distinct answers and at least four records per answer
+    on average): one group per distinct answer. `length`: LENGTH_BINS groups of equal size by answer length, so
+    that a score that favours short (or long) answers cannot fill a subset with them."""
     if balance == "off":
         return None
+    if balance == "length":
+        return _length_bins(answers)
     keys = [" ".join(a.split()).lower() for a in answers]
     distinct = sorted(set(keys))
     if balance == "auto" and not (len(distinct) <= 50 and len(keys) >= 4 * len(distinct)):
         return None
     index = {k: g for g, k in enumerate(distinct)}
     return np.array([index[k] for k in keys], dtype=np.int64)
+
+
+def _length_bins(answers: list[str]) -> np.ndarray:
+    # characters of the whitespace-normalised answer: a length in any script; ties split by pool order
+    lengths = np.array([len(" ".join(a.split())) for a in answers])
+    rank = np.empty(len(answers), dtype=np.int64)
+    rank[np.argsort(lengths, kind="stable")] = np.arange(len(answers))
+    return rank * min(LENGTH_BINS, max(len(answers), 1)) // max(len(answers), 1)
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy", Strategy)

@@ -17,7 +17,7 @@ from .fingerprint import content_hash
 from .rundir import RunDirectory
 from .select_config import option
 from .selection import Selection, budget_count, checked_budgets, parse_budget
-from .strategies import STRATEGIES, StrategyOptions, label_groups
+from .strategies import BALANCES, STRATEGIES, StrategyOptions, balance_groups
 
 
 @dataclass
@@ -32,7 +32,7 @@ class SubsetConfig:
     strata: int | None = option(None, "stratified: strata over the kept score range (default: the run's)")
     score_weight: float | None = option(None, "diverse: weight of the scores against coverage (default: the run's)")
     seed: int | None = option(None, "seed of the strategy's draws (default: the run's)")
-    balance: str | None = option(None, "keep each label's share: on, off, auto (default: the run's)")
+    balance: str | None = option(None, "keep each group's share: on (labels), length, off, auto (default: the run's)")
     target_filter: str | None = option(None, "pick only from the records like the --val examples: on, off (default: "
                                        "the run's)")
     task: str | None = option(None, "task preset or file, for the answer field (default: the run's)")
@@ -113,16 +113,16 @@ def _inputs(config: SubsetConfig) -> tuple[Selection, dict]:
     options = StrategyOptions(pick("drop", defaults.drop), pick("strata", defaults.strata),
                               pick("score_weight", defaults.score_weight), target_filter == "on")
     balance = pick("balance", "auto")
-    if balance not in ("auto", "on", "off"):
-        raise UserError(f"balance must be one of auto, on, off, not {balance!r}")
-    groups = label_groups(_answers(table.records, pick("task", "instruction"), pick("output_field", None),
+    if balance not in BALANCES:
+        raise UserError(f"balance must be one of {', '.join(BALANCES)}, not {balance!r}")
+    groups = balance_groups(_answers(table.records, pick("task", "instruction"), pick("output_field", None),
                                    saved.get("input_field")), balance) if balance != "off" else None
     selection = Selection(table, scores, np.zeros(len(scores), dtype=np.int64), {}, pool, targets, strategy,
                           options, pick("seed", 0), groups)
     settings = {"strategy": strategy, "drop": options.drop, "strata": options.strata,
                 "score_weight": options.score_weight, "seed": selection.seed, "balance": balance,
                 "target_filter": target_filter,
-                "balanced_labels": None if groups is None else int(groups.max() + 1)}
+                "balanced_groups": None if groups is None else int(groups.max() + 1)}
     return selection, settings
 
 

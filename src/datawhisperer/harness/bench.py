@@ -22,7 +22,7 @@ from ..fingerprint import content_hash
 from ..methods import METHODS
 from ..rundir import describe_differences
 from ..selection import Selection, parse_budget
-from ..strategies import label_groups, needs_embeddings
+from ..strategies import balance_groups, needs_embeddings
 from ..threads import apply_threads
 from .agreement import method_scores, selection_dir
 from .command_configs import BenchConfig, parse_method
@@ -112,7 +112,7 @@ class Bench:
             select(config)
         info = run.info()
         pool, targets = run.embeddings()
-        groups = label_groups([e.answer for e in self.train.examples], config.balance)
+        groups = balance_groups([e.answer for e in self.train.examples], config.balance)
         selection = Selection(table_from_records(self.train.records), method_scores(run, parsed),
                               np.zeros(len(self.train.examples)), info, pool, targets, parsed.strategy,
                               config.strategy_options, seed, groups)
