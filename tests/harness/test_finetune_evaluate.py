@@ -73,3 +73,34 @@ def test_answer_loss_equals_the_causal_lm_loss(tiny_model_dir):
     with torch.no_grad():
         expected = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
         assert float(answer_loss(model, input_ids, mask, labels)) == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_micro_batches_stay_within_the_token_budget_and_a_batch_that_fits_is_one():
+    from datawhisperer.harness.finetune import micro_batches
+
+    assert micro_batches([100, 200, 300, 400], 4096) == [[0, 1, 2, 3]]
+    runs = micro_batches([300, 500, 900, 1000, 1024, 1024, 1024, 1024], 2048)
+    assert sorted(r for run in runs for r in run) == list(range(8)) and len(runs) == 4
+    assert runs[0] == [0, 1] and runs[1] == [2, 3]
+    assert micro_batches([5000, 10], 4096) == [[0], [1]]  # a row over the budget goes alone
+
+
+def test_a_batch_cut_into_micro_batches_has_the_whole_batch_s_loss_and_gradient(tiny_model_dir, monkeypatch):
+    from datawhisperer.harness import finetune
+    from datawhisperer.harness.task_model import load_for_training
+
+    model, _, _, _ = load_for_training(str(tiny_model_dir), "cpu", log=lambda m: None)
+    model.eval()  # no dropout: the two passes must see the same network
+    torch.manual_seed(0)
+    batch = [(torch.randint(1, 200, (n,)).tolist(), start) for n, start in ((9, 4), (14, 6), (20, 15), (25, 3))]
+
+    def step(budget):
+        monkeypatch.setattr(finetune, "MICRO_BATCH_TOKENS", budget)
+        model.zero_grad(set_to_none=True)
+        loss = finetune.batch_step(model, batch, 0, "cpu")
+        return loss, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    (whole, whole_grad), (cut, cut_grad) = step(4096), step(40)
+    assert len(finetune.micro_batches([len(ids) for ids, _ in batch], 40)) == 3
+    assert cut == pytest.approx(whole, rel=1e-5) and whole > 0
+    assert torch.allclose(cut_grad, whole_grad, rtol=1e-4, atol=1e-6)

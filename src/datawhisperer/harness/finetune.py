@@ -18,16 +18,63 @@ from ..threads import apply_threads
 from .command_configs import FinetuneConfig
 from .task_model import builder_for, encode_completion, load_for_training, load_task_data, seed_everything
 
+MICRO_BATCH_TOKENS = 4096  # rows x width per forward pass: a batch of long records is cut, not held at once
 
-def answer_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the answer tokens (labels != -100), the same as transformers' causal-LM loss,
-    but projecting to the vocabulary only from the first column that predicts an answer token."""
+
+def answer_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy over the answer tokens (labels != -100), the same as transformers' causal-LM loss (mean,
+    or sum), but projecting to the vocabulary only from the first column that predicts an answer token."""
     first = int((labels != -100).any(dim=0).nonzero()[0])
     keep = torch.arange(max(first - 1, 0), labels.shape[1] - 1, device=input_ids.device)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep).logits
     targets = labels[:, keep + 1]
     return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                             ignore_index=-100)
+                                             ignore_index=-100, reduction=reduction)
+
+
+def micro_batches(lengths: list[int], budget: int) -> list[list[int]]:
+    """Consecutive runs of a batch's rows whose padded size (rows x longest) stays within `budget` tokens (a
+    row longer than that alone); a batch within it is one run, so its step is what it was without the cut."""
+    runs: list[list[int]] = []
+    for row, length in enumerate(lengths):
+        if runs and (len(runs[-1]) + 1) * max(length, *(lengths[r] for r in runs[-1])) <= budget:
+            runs[-1].append(row)
+        else:
+            runs.append([row])
+    return runs
+
+
+def padded(batch: list[tuple[list[int], int]], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input ids, attention mask, labels) of encoded rows, right-padded; labels only on the answer tokens."""
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, (ids, answer_start) in enumerate(batch):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, answer_start: len(ids)] = torch.tensor(ids[answer_start:])
+        mask[row, : len(ids)] = 1
+    return input_ids, mask, labels
+
+
+def batch_step(model, batch: list[tuple[list[int], int]], pad: int, device) -> float:
+    """Backpropagate the batch's mean answer-token loss, one micro-batch at a time (each micro-batch's token sum
+    over the whole batch's answer tokens, so the gradient is the whole batch's); returns that loss."""
+    runs = micro_batches([len(ids) for ids, _ in batch], MICRO_BATCH_TOKENS)
+    if len(runs) == 1:
+        input_ids, mask, labels = padded(batch, pad)
+        loss = answer_loss(model, input_ids.to(device), mask.to(device), labels.to(device))
+        loss.backward()
+        return float(loss.detach())
+    answer_tokens = sum(len(ids) - start for ids, start in batch)
+    total = 0.0
+    for run in runs:
+        input_ids, mask, labels = padded([batch[r] for r in run], pad)
+        loss = answer_loss(model, input_ids.to(device), mask.to(device), labels.to(device), "sum") / answer_tokens
+        loss.backward()
+        total += float(loss.detach())
+    return total
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, generator: torch.Generator) -> list[list[int]]:
@@ -63,22 +110,11 @@ def train_lora(model, tokenizer, builder, examples, config: FinetuneConfig, devi
     start = time.perf_counter()
     for _ in range(config.epochs):
         for batch_ids in length_grouped_batches([len(ids) for ids, _ in encoded], config.batch_size, generator):
-            batch = [encoded[i] for i in batch_ids]
-            width = max(len(ids) for ids, _ in batch)
-            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            labels = torch.full((len(batch), width), -100, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, (ids, answer_start) in enumerate(batch):
-                input_ids[row, : len(ids)] = torch.tensor(ids)
-                labels[row, answer_start: len(ids)] = torch.tensor(ids[answer_start:])
-                mask[row, : len(ids)] = 1
-            loss = answer_loss(peft_model, input_ids.to(device), mask.to(device), labels.to(device))
-            loss.backward()
+            losses.append(batch_step(peft_model, [encoded[i] for i in batch_ids], pad, device))
             torch.nn.utils.clip_grad_norm_(peft_model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
