@@ -165,3 +165,28 @@ def test_a_run_that_scores_nothing_ends_in_one_line_and_writes_no_subset(tmp_pat
     assert "\n" not in str(caught.value)
     assert not list(out.glob("selected-*")) and not (out / "scores.jsonl").exists()
     assert json.loads((out / "run.json").read_text())["status"] == "failed"
+
+
+def test_a_subset_of_short_answers_is_warned_of_and_length_balance_silences_it():
+    from datawhisperer.data import table_from_records
+    from datawhisperer.runner import answer_chars, length_line
+    from datawhisperer.selection import Selection
+    from datawhisperer.strategies import StrategyOptions, balance_groups
+
+    answers = [" ".join(["word"] * (1 + k % 30)) for k in range(60)]
+    short_first = -np.array([len(a) for a in answers], dtype=float) + np.arange(60) / 100
+    table = table_from_records([{"instruction": f"task {k}", "output": a} for k, a in enumerate(answers)])
+
+    def info_for(balance: str) -> dict:
+        selection = Selection(table, short_first, np.zeros(60, dtype=np.int64), {}, None, None, "top",
+                              StrategyOptions(), 0, balance_groups(answers, balance))
+        return {"answer_chars": answer_chars(answers, selection, ["6", "0.75"]), "config": {"balance": balance}}
+
+    warned = info_for("off")
+    assert warned["answer_chars"]["pool_median"] == 76.5  # answers of 1-30 words, twice each
+    assert warned["answer_chars"]["subset_medians"]["6"] == 9.0  # answers of 1, 2 and 3 words
+    line = length_line(warned)
+    assert line.startswith("\nWarning:") and "favour short answers" in line and "at budget 6" in line
+    assert "at budget 0.75" not in line  # its median answer (12 words) is within a factor of two of the pool's
+    balanced = info_for("length")
+    assert balanced["answer_chars"]["subset_medians"]["6"] > 40 and length_line(balanced) == ""

@@ -74,6 +74,8 @@ def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, i
     selection = Selection(inputs.table, scored.scores, scored.appearances, info, pool, targets, config.strategy,
                           config.strategy_options, config.seed, groups)
     unscored = {budget: selection.unscored_in(budget) for budget in config.budget}  # fails before any write
+    if groups is None:  # labels are short by nature; other answers are compared with the pool's
+        info["answer_chars"] = answer_chars([e.answer for e in inputs.examples], selection, config.budget)
     if any(unscored.values()):  # a budget the strategy cannot meet has failed above, before any file is written
         info["unscored_in_subsets"] = {b: k for b, k in unscored.items() if k}
     if out is not None:
@@ -96,16 +98,37 @@ def summary(selection: Selection, info: dict, out: RunDirectory | None, budgets:
     files = f" Files are in {out.path}: {', '.join(names)}." if out else ""
     if "episodes" not in info:
         return (f"{info['method']}: scored {n} examples in {seconds:.1f}s" + (f"; files in {out.path}" if out else "")
-                + target_line(info) + reliability_line(info.get("reliability")))
+                + target_line(info) + length_line(info) + reliability_line(info.get("reliability")))
     unscored = selection.unscored()
     reasons = ", ".join(f"{k} {why}" for why, k in info.get("unscored_reasons", {}).items())
     return (f"Scored {n} examples with {info['episodes']} episodes ({info['failed_episodes']} failed and re-drawn"
             f"{f', {unscored} examples left unscored ({reasons}) and ranked last' if unscored else ''}) in "
             f"{seconds:.1f}s: {seconds / max(n, 1):.2f}s per example, {seconds / max(info['episodes'], 1):.2f}s per "
             f"episode, using {info['model'].get('model')} at layer {info['layer']} (model loaded in "
-            f"{info.get('model_load_seconds', 0.0):.1f}s).{files}{target_line(info)}"
+            f"{info.get('model_load_seconds', 0.0):.1f}s).{files}{target_line(info)}{length_line(info)}"
             f"{reliability_line(info.get('reliability'))}"
             f"{rounds_line(info)}")
+
+
+def answer_chars(answers: list[str], selection: Selection, budgets: list[str]) -> dict:
+    """Median answer length (characters) of the pool and of each subset: run.json's check that a score did not
+    fill the subsets with short (or long) answers."""
+    chars = np.array([len(" ".join(a.split())) for a in answers])
+    return {"pool_median": float(np.median(chars)),
+            "subset_medians": {b: float(np.median(chars[selection.chosen(b)])) for b in budgets}}
+
+
+def length_line(info: dict) -> str:
+    """A warning when a subset's median answer is under half or over twice the pool's."""
+    lengths = info.get("answer_chars")
+    pool = lengths["pool_median"] if lengths else 0.0
+    off = {b: m for b, m in (lengths or {}).get("subset_medians", {}).items() if pool and not 0.5 <= m / pool <= 2}
+    if not off or info["config"].get("balance") == "length":
+        return ""
+    shown = ", ".join(f"{m:.0f} at budget {b}" for b, m in off.items())
+    return (f"\nWarning: the subsets' answers are far from the pool's in length (median {shown}; the pool's "
+            f"{pool:.0f} characters): the scores favour {'short' if min(off.values()) < pool else 'long'} answers. "
+            "--balance length keeps the pool's answer lengths in every subset.")
 
 
 def target_line(info: dict) -> str:
