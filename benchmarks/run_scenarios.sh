@@ -28,11 +28,11 @@ run selective --no-full --seeds 0 --seeds 1 --seeds 2 --seeds 3 --seeds 4 --meth
 run selective --no-full --seeds 0 --seeds 1 --seeds 2 "${CELLS[@]}" "$@"
 run selective --no-full --seeds 3 --seeds 4 --methods datawhisperer-calibrated --methods datawhisperer-calibrated-stratified "$@"
 run selective --seeds 0 --methods random "$@"
-# --balance length (issue 18, later sitting): the calibrated selections above, picked by answer-length fifths, in a
+# --balance answer-length (issue 18, later sitting): the calibrated selections above, picked by answer-length fifths, in a
 # directory of their own (its protocol differs in balance) that links the selections and copies the zero-shot cell
 for scenario in selective noisy mixed; do
   d=benchmarks/results/${scenario}_length_smollm2
   mkdir -p $d && ln -sfn ../${scenario}_smollm2/selections $d/selections && cp -rn benchmarks/results/${scenario}_smollm2/zero_shot $d/
   run $scenario --no-full --seeds 0 --seeds 1 --seeds 2 --seeds 3 --seeds 4 --methods datawhisperer-calibrated \
-    --out $d --balance length "$@"
+    --out $d --balance answer-length "$@"
 done

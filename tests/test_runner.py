@@ -188,5 +188,5 @@ def test_a_subset_of_short_answers_is_warned_of_and_length_balance_silences_it()
     line = length_line(warned)
     assert line.startswith("\nWarning:") and "favour short answers" in line and "at budget 6" in line
     assert "at budget 0.75" not in line  # its median answer (12 words) is within a factor of two of the pool's
-    balanced = info_for("length")
+    balanced = info_for("answer-length")
     assert balanced["answer_chars"]["subset_medians"]["6"] > 40 and length_line(balanced) == ""

@@ -125,7 +125,7 @@ def test_length_balance_keeps_each_answer_length_fifth_s_share_against_a_score_t
 
     answers = [" ".join(["word"] * (1 + (7 * k) % 60)) for k in range(200)]
     lengths = np.array([len(a) for a in answers])
-    groups = balance_groups(answers, "length")
+    groups = balance_groups(answers, "answer-length")
     assert sorted(np.bincount(groups)) == [40] * 5  # five equal groups, ordered by length
     assert all(lengths[groups == g].max() <= lengths[groups == g + 1].min() for g in range(4))
     short_first = -lengths + RNG.normal(scale=0.1, size=200)

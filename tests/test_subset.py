@@ -130,10 +130,10 @@ def test_length_balance_through_subset_spreads_a_short_answer_score_over_every_l
                               for i, a in enumerate(answers)))
     common = ["subset", "--scores", str(scores), "--data", pool, "--budget", "10", "--quiet"]
     words = {}
-    for balance in ("length", "off"):
+    for balance in ("answer-length", "off"):
         assert main([*common, "--balance", balance, "--out", str(tmp_path / balance)]) == 0
         picked = (tmp_path / balance / "selected-10.jsonl").read_text().splitlines()
         words[balance] = sorted(len(json.loads(line)["output"].split()) for line in picked)
     assert words["off"] == [1] * 4 + [2] * 4 + [3] * 2
-    assert len(words["length"]) == 10 and min(words["length"]) == 1 and max(words["length"]) >= 21
-    assert sum(w > 5 for w in words["length"]) == 8  # two from each length fifth
+    assert len(words["answer-length"]) == 10 and min(words["answer-length"]) == 1 and max(words["answer-length"]) >= 21
+    assert sum(w > 5 for w in words["answer-length"]) == 8  # two from each length fifth

@@ -123,12 +123,12 @@ def length_line(info: dict) -> str:
     lengths = info.get("answer_chars")
     pool = lengths["pool_median"] if lengths else 0.0
     off = {b: m for b, m in (lengths or {}).get("subset_medians", {}).items() if pool and not 0.5 <= m / pool <= 2}
-    if not off or info["config"].get("balance") == "length":
+    if not off or info["config"].get("balance") == "answer-length":
         return ""
     shown = ", ".join(f"{m:.0f} at budget {b}" for b, m in off.items())
     return (f"\nWarning: the subsets' answers are far from the pool's in length (median {shown}; the pool's "
             f"{pool:.0f} characters): the scores favour {'short' if min(off.values()) < pool else 'long'} answers. "
-            "--balance length keeps the pool's answer lengths in every subset.")
+            "--balance answer-length keeps the pool's answer lengths in every subset.")
 
 
 def target_line(info: dict) -> str:

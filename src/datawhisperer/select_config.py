@@ -39,7 +39,7 @@ class SelectConfig:
     score_weight: float = option(StrategyOptions.score_weight, "diverse: weight of the scores against coverage (0 = coverage alone, 1 = "
                                  "scores alone)")
     balance: str = option("auto", "keep each group's share of the pool in every subset: on (a group per label), "
-                          "length (five groups by answer length), off, or auto (on when the answers are labels: at "
+                          "answer-length (five groups by answer length), off, or auto (on when the answers are labels: at "
                           "most 50 distinct, four records each on average)", choices=BALANCES)
     target_filter: str = option("auto", "with --val: pick only from the records as like the --val examples as those "
                                 "are like each other (the target task's, by the model's embeddings): on, off, or "

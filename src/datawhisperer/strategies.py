@@ -249,18 +249,18 @@ def needs_embeddings(config, method) -> bool:
         config.target_filter == "on"
 
 
-BALANCES = ("auto", "on", "off", "length")
+BALANCES = ("auto", "on", "off", "answer-length")
 LENGTH_BINS = 5
 
 
 def balance_groups(answers: list[str], balance: str) -> np.ndarray | None:
     """A group id per example, each group to keep its share of the pool in every subset (see pick), or None.
     Labels (`on`, or `auto` when the pool has at most 50 distinct answers and at least four records per answer
-    on average): one group per distinct answer. `length`: LENGTH_BINS groups of equal size by answer length, so
+    on average): one group per distinct answer. `answer-length`: LENGTH_BINS groups of equal size by answer length, so
     that a score that favours short (or long) answers cannot fill a subset with them."""
     if balance == "off":
         return None
-    if balance == "length":
+    if balance == "answer-length":
         return _length_bins(answers)
     keys = [" ".join(a.split()).lower() for a in answers]
     distinct = sorted(set(keys))

@@ -32,7 +32,7 @@ class SubsetConfig:
     strata: int | None = option(None, "stratified: strata over the kept score range (default: the run's)")
     score_weight: float | None = option(None, "diverse: weight of the scores against coverage (default: the run's)")
     seed: int | None = option(None, "seed of the strategy's draws (default: the run's)")
-    balance: str | None = option(None, "keep each group's share: on (labels), length, off, auto (default: the run's)")
+    balance: str | None = option(None, "keep each group's share: on (labels), answer-length, off, auto (default: the run's)")
     target_filter: str | None = option(None, "pick only from the records like the --val examples: on, off (default: "
                                        "the run's)")
     task: str | None = option(None, "task preset or file, for the answer field (default: the run's)")
