@@ -26,7 +26,7 @@ from .reliability import describe, verdict
 from .rundir import RunDirectory
 from .select_config import SelectConfig
 from .selection import Selection, budget_count, parse_budget
-from .strategies import STRATEGIES, balance_groups, records_needed
+from .strategies import STRATEGIES, answer_lengths, balance_groups, records_needed
 from .threads import apply_threads
 from .vectors import Embeddings
 from .version import __version__
@@ -74,7 +74,7 @@ def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, i
     selection = Selection(inputs.table, scored.scores, scored.appearances, info, pool, targets, config.strategy,
                           config.strategy_options, config.seed, groups)
     unscored = {budget: selection.unscored_in(budget) for budget in config.budget}  # fails before any write
-    if groups is None:  # labels are short by nature; other answers are compared with the pool's
+    if groups is None:  # balanced subsets keep the pool's shares already (labels, or answer-length fifths)
         info["answer_chars"] = answer_chars([e.answer for e in inputs.examples], selection, config.budget)
     if any(unscored.values()):  # a budget the strategy cannot meet has failed above, before any file is written
         info["unscored_in_subsets"] = {b: k for b, k in unscored.items() if k}
@@ -113,17 +113,18 @@ def summary(selection: Selection, info: dict, out: RunDirectory | None, budgets:
 def answer_chars(answers: list[str], selection: Selection, budgets: list[str]) -> dict:
     """Median answer length (characters) of the pool and of each subset: run.json's check that a score did not
     fill the subsets with short (or long) answers."""
-    chars = np.array([len(" ".join(a.split())) for a in answers])
+    chars = answer_lengths(answers)
     return {"pool_median": float(np.median(chars)),
             "subset_medians": {b: float(np.median(chars[selection.chosen(b)])) for b in budgets}}
 
 
 def length_line(info: dict) -> str:
-    """A warning when a subset's median answer is under half or over twice the pool's."""
+    """A warning when a subset's median answer is under half or over twice the pool's (run.json holds the
+    medians only for subsets that no balance groups)."""
     lengths = info.get("answer_chars")
     pool = lengths["pool_median"] if lengths else 0.0
     off = {b: m for b, m in (lengths or {}).get("subset_medians", {}).items() if pool and not 0.5 <= m / pool <= 2}
-    if not off or info["config"].get("balance") == "answer-length":
+    if not off:
         return ""
     shown = ", ".join(f"{m:.0f} at budget {b}" for b, m in off.items())
     return (f"\nWarning: the subsets' answers are far from the pool's in length (median {shown}; the pool's "

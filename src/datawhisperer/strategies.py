@@ -206,9 +206,9 @@ def records_needed(strategy: Strategy, count: int, drop: float) -> int:
 
 
 def pick(strategy: Strategy, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
-    """The strategy's picks; with the target filter, from the on-task records only; with groups (labels), each
-    label gets its share of the budget (largest remainders) and the strategy picks within it, so that no
-    subset drops or swamps a class."""
+    """The strategy's picks; with the target filter, from the on-task records only; with groups (labels, or
+    answer-length fifths: balance_groups), each group gets its share of the budget (largest remainders) and the
+    strategy picks within it, so that no subset drops or swamps a class."""
     if options.target_filter:
         if candidates.embeddings is None or candidates.targets is None:
             raise UserError("the target filter compares the pool's embeddings with the --val examples', and this "
@@ -270,9 +270,13 @@ def balance_groups(answers: list[str], balance: str) -> np.ndarray | None:
     return np.array([index[k] for k in keys], dtype=np.int64)
 
 
+def answer_lengths(answers: list[str]) -> np.ndarray:
+    """Characters of each whitespace-normalised answer: a length in any script."""
+    return np.array([len(" ".join(a.split())) for a in answers], dtype=np.int64)
+
+
 def _length_bins(answers: list[str]) -> np.ndarray:
-    # characters of the whitespace-normalised answer: a length in any script; ties split by pool order
-    lengths = np.array([len(" ".join(a.split())) for a in answers])
+    lengths = answer_lengths(answers)  # ties split by pool order
     rank = np.empty(len(answers), dtype=np.int64)
     rank[np.argsort(lengths, kind="stable")] = np.arange(len(answers))
     return rank * min(LENGTH_BINS, max(len(answers), 1)) // max(len(answers), 1)

@@ -62,16 +62,14 @@ def batch_step(model, batch: list[tuple[list[int], int]], pad: int, device) -> f
     """Backpropagate the batch's mean answer-token loss, one micro-batch at a time (each micro-batch's token sum
     over the whole batch's answer tokens, so the gradient is the whole batch's); returns that loss."""
     runs = micro_batches([len(ids) for ids, _ in batch], MICRO_BATCH_TOKENS)
-    if len(runs) == 1:
-        input_ids, mask, labels = padded(batch, pad)
-        loss = answer_loss(model, input_ids.to(device), mask.to(device), labels.to(device))
-        loss.backward()
-        return float(loss.detach())
     answer_tokens = sum(len(ids) - start for ids, start in batch)
     total = 0.0
     for run in runs:
-        input_ids, mask, labels = padded([batch[r] for r in run], pad)
-        loss = answer_loss(model, input_ids.to(device), mask.to(device), labels.to(device), "sum") / answer_tokens
+        tensors = [t.to(device) for t in padded([batch[r] for r in run], pad)]
+        if len(runs) == 1:  # the mean itself: a batch that fits steps exactly as it did before the cut existed
+            loss = answer_loss(model, *tensors)
+        else:
+            loss = answer_loss(model, *tensors, "sum") / answer_tokens
         loss.backward()
         total += float(loss.detach())
     return total
