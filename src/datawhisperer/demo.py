@@ -99,6 +99,11 @@ def report(run_dir: Path, pool: Path) -> str:
                      f"in the bottom 20%, mean rank at {mean_pct:5.1f}% from the top")
     lines.append(f"Broken examples in the bottom 20%: {100 * broken_share(records, bottom):.1f}% (20% expected by "
                  "chance).")
+    pool_share = 100 * sum(r["kind"] != "clean" for r in records) / max(len(records), 1)
+    for subset in sorted(run_dir.glob("selected-*.jsonl")):  # the subsets as a user gets them
+        picked = [json.loads(line) for line in subset.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines.append(f"{subset.name}: {sum(r['kind'] != 'clean' for r in picked)} broken of {len(picked)} "
+                     f"({pool_share:.1f}% of the pool is broken).")
     return "\n".join(lines)
 
 

@@ -40,7 +40,7 @@ class SelectConfig:
                                  "scores alone)")
     balance: str = option("auto", "keep each group's share of the pool in every subset: on (a group per label), "
                           "answer-length (five groups by answer length), off, or auto (on when the answers are labels: at "
-                          "most 50 distinct, four records each on average)", choices=BALANCES)
+                          "most 50 distinct, four records each on average; answer-length otherwise)", choices=BALANCES)
     target_filter: str = option("auto", "with --val: pick only from the records as like the --val examples as those "
                                 "are like each other (the target task's, by the model's embeddings): on, off, or "
                                 "auto (on with --val for the methods that load the model, except the reference method random)",

@@ -256,8 +256,9 @@ LENGTH_BINS = 5
 def balance_groups(answers: list[str], balance: str) -> np.ndarray | None:
     """A group id per example, each group to keep its share of the pool in every subset (see pick), or None.
     Labels (`on`, or `auto` when the pool has at most 50 distinct answers and at least four records per answer
-    on average): one group per distinct answer. `answer-length`: LENGTH_BINS groups of equal size by answer length, so
-    that a score that favours short (or long) answers cannot fill a subset with them."""
+    on average): one group per distinct answer. `answer-length` (and `auto` over any other answers): LENGTH_BINS
+    groups of equal size by answer length, so that a score that favours short (or long) answers cannot fill a
+    subset with them."""
     if balance == "off":
         return None
     if balance == "answer-length":
@@ -265,7 +266,7 @@ def balance_groups(answers: list[str], balance: str) -> np.ndarray | None:
     keys = [" ".join(a.split()).lower() for a in answers]
     distinct = sorted(set(keys))
     if balance == "auto" and not (len(distinct) <= 50 and len(keys) >= 4 * len(distinct)):
-        return None
+        return _length_bins(answers)
     index = {k: g for g, k in enumerate(distinct)}
     return np.array([index[k] for k in keys], dtype=np.int64)
 
