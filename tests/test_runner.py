@@ -190,3 +190,25 @@ def test_a_subset_of_short_answers_is_warned_of_and_length_balance_silences_it()
     assert "at budget 0.75" not in line  # its median answer (12 words) is within a factor of two of the pool's
     balanced = info_for("answer-length")
     assert balanced["answer_chars"]["subset_medians"]["6"] > 40 and length_line(balanced) == ""
+
+
+def test_run_json_and_the_summary_say_what_the_default_balance_kept(tmp_path):
+    from datawhisperer.runner import balance_line
+
+    labels = write_jsonl(tmp_path / "labels.jsonl", labelled_records(24))
+    free = write_jsonl(tmp_path / "free.jsonl", [{"instruction": f"task {k}", "input": "", "output": " ".join(["w"] * (1 + k))}
+                                                 for k in range(24)])
+    seen = {}
+    for name, pool, task in (("labels", labels, "classification"), ("free", free, "instruction")):
+        for balance in ("auto", "off"):
+            out = tmp_path / f"{name}-{balance}"
+            assert main(["select", pool, "--out", str(out), "--backend", "fake", "--task", task, "--n-demos", "3",
+                         "--n-queries", "2", "--budget", "10", "--balance", balance, "--quiet"]) == 0
+            seen[name, balance] = json.loads((out / "run.json").read_text())
+    assert seen["labels", "auto"]["balanced_by"] == "labels" and seen["free", "auto"]["balanced_by"] == "answer-length"
+    assert seen["labels", "off"]["balanced_by"] is None and "answer_chars" in seen["free", "off"]
+    assert "each label's share" in balance_line(seen["labels", "auto"])
+    assert "answer lengths" in balance_line(seen["free", "auto"]) and balance_line(seen["free", "off"]) == ""
+    words = [len(json.loads(line)["output"].split())
+             for line in (tmp_path / "free-auto" / "selected-10.jsonl").read_text().splitlines()]
+    assert sorted((w - 1) // 5 for w in words) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]  # two from each fifth by length

@@ -26,7 +26,7 @@ from .reliability import describe, verdict
 from .rundir import RunDirectory
 from .select_config import SelectConfig
 from .selection import Selection, budget_count, parse_budget
-from .strategies import STRATEGIES, answer_lengths, balance_groups, records_needed
+from .strategies import STRATEGIES, answer_lengths, balance_groups, records_needed, resolve_balance
 from .threads import apply_threads
 from .vectors import Embeddings
 from .version import __version__
@@ -63,7 +63,9 @@ def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, i
                         f"selected{f'; see {out.info_file}' if out is not None else ''}")
     pool = scored.embeddings if scored.embeddings is not None else (embedded.pool if embedded else None)
     targets = embedded.targets if embedded else None
-    groups = balance_groups([e.answer for e in inputs.examples], config.balance)
+    answers = [e.answer for e in inputs.examples]
+    groups = balance_groups(answers, config.balance)
+    info["balanced_by"] = resolve_balance(answers, config.balance)
     if config.target_filter == "on":
         strategy = STRATEGIES.get(config.strategy)
         needed = {b: records_needed(strategy, budget_count(parse_budget(b), len(inputs.examples)), config.drop)
@@ -75,7 +77,7 @@ def write_outputs(out: RunDirectory | None, inputs: RunInputs, scored: Scored, i
                           config.strategy_options, config.seed, groups)
     unscored = {budget: selection.unscored_in(budget) for budget in config.budget}  # fails before any write
     if groups is None:  # balanced subsets keep the pool's shares already (labels, or answer-length fifths)
-        info["answer_chars"] = answer_chars([e.answer for e in inputs.examples], selection, config.budget)
+        info["answer_chars"] = answer_chars(answers, selection, config.budget)
     if any(unscored.values()):  # a budget the strategy cannot meet has failed above, before any file is written
         info["unscored_in_subsets"] = {b: k for b, k in unscored.items() if k}
     if out is not None:
@@ -98,14 +100,16 @@ def summary(selection: Selection, info: dict, out: RunDirectory | None, budgets:
     files = f" Files are in {out.path}: {', '.join(names)}." if out else ""
     if "episodes" not in info:
         return (f"{info['method']}: scored {n} examples in {seconds:.1f}s" + (f"; files in {out.path}" if out else "")
-                + target_line(info) + length_line(info) + reliability_line(info.get("reliability")))
+                + target_line(info) + balance_line(info) + length_line(info)
+                + reliability_line(info.get("reliability")))
     unscored = selection.unscored()
     reasons = ", ".join(f"{k} {why}" for why, k in info.get("unscored_reasons", {}).items())
     return (f"Scored {n} examples with {info['episodes']} episodes ({info['failed_episodes']} failed and re-drawn"
             f"{f', {unscored} examples left unscored ({reasons}) and ranked last' if unscored else ''}) in "
             f"{seconds:.1f}s: {seconds / max(n, 1):.2f}s per example, {seconds / max(info['episodes'], 1):.2f}s per "
             f"episode, using {info['model'].get('model')} at layer {info['layer']} (model loaded in "
-            f"{info.get('model_load_seconds', 0.0):.1f}s).{files}{target_line(info)}{length_line(info)}"
+            f"{info.get('model_load_seconds', 0.0):.1f}s).{files}{target_line(info)}{balance_line(info)}"
+            f"{length_line(info)}"
             f"{reliability_line(info.get('reliability'))}"
             f"{rounds_line(info)}")
 
@@ -116,6 +120,14 @@ def answer_chars(answers: list[str], selection: Selection, budgets: list[str]) -
     chars = answer_lengths(answers)
     return {"pool_median": float(np.median(chars)),
             "subset_medians": {b: float(np.median(chars[selection.chosen(b)])) for b in budgets}}
+
+
+def balance_line(info: dict) -> str:
+    """What every subset keeps of the pool's shape (--balance)."""
+    kept = {"labels": "each label's share of the pool",
+            "answer-length": "the pool's answer lengths (a fifth of each budget from each fifth of the pool by answer "
+                             "length)"}.get(info.get("balanced_by"))
+    return f"\nEvery subset keeps {kept}; --balance off takes the ranking as it is." if kept else ""
 
 
 def length_line(info: dict) -> str:

@@ -253,21 +253,26 @@ BALANCES = ("auto", "on", "off", "answer-length")
 LENGTH_BINS = 5
 
 
+def resolve_balance(answers: list[str], balance: str) -> str | None:
+    """What `balance` groups these answers by: "labels" (`on`, or `auto` when the pool has at most 50 distinct
+    answers and at least four records per answer on average), "answer-length" (`answer-length`, or `auto` over
+    any other answers), or None (`off`)."""
+    if balance in ("off", "answer-length"):
+        return None if balance == "off" else balance
+    distinct = {" ".join(a.split()).lower() for a in answers}
+    return "labels" if balance == "on" or (len(distinct) <= 50 and len(answers) >= 4 * len(distinct)) \
+        else "answer-length"
+
+
 def balance_groups(answers: list[str], balance: str) -> np.ndarray | None:
-    """A group id per example, each group to keep its share of the pool in every subset (see pick), or None.
-    Labels (`on`, or `auto` when the pool has at most 50 distinct answers and at least four records per answer
-    on average): one group per distinct answer. `answer-length` (and `auto` over any other answers): LENGTH_BINS
-    groups of equal size by answer length, so that a score that favours short (or long) answers cannot fill a
-    subset with them."""
-    if balance == "off":
-        return None
-    if balance == "answer-length":
-        return _length_bins(answers)
+    """A group id per example, each group to keep its share of the pool in every subset (see pick), or None:
+    one group per distinct answer (labels), or LENGTH_BINS groups of equal size by answer length, so that a
+    score that favours short (or long) answers cannot fill a subset with them (resolve_balance says which)."""
+    kind = resolve_balance(answers, balance)
+    if kind != "labels":
+        return None if kind is None else _length_bins(answers)
     keys = [" ".join(a.split()).lower() for a in answers]
-    distinct = sorted(set(keys))
-    if balance == "auto" and not (len(distinct) <= 50 and len(keys) >= 4 * len(distinct)):
-        return _length_bins(answers)
-    index = {k: g for g, k in enumerate(distinct)}
+    index = {k: g for g, k in enumerate(sorted(set(keys)))}
     return np.array([index[k] for k in keys], dtype=np.int64)
 
 

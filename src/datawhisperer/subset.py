@@ -17,7 +17,7 @@ from .fingerprint import content_hash
 from .rundir import RunDirectory
 from .select_config import option
 from .selection import Selection, budget_count, checked_budgets, parse_budget
-from .strategies import BALANCES, STRATEGIES, StrategyOptions, balance_groups
+from .strategies import BALANCES, STRATEGIES, StrategyOptions, balance_groups, resolve_balance
 
 
 @dataclass
@@ -115,13 +115,15 @@ def _inputs(config: SubsetConfig) -> tuple[Selection, dict]:
     balance = pick("balance", "auto")
     if balance not in BALANCES:
         raise UserError(f"balance must be one of {', '.join(BALANCES)}, not {balance!r}")
-    groups = balance_groups(_answers(table.records, pick("task", "instruction"), pick("output_field", None),
-                                   saved.get("input_field")), balance) if balance != "off" else None
+    answers = _answers(table.records, pick("task", "instruction"), pick("output_field", None),
+                       saved.get("input_field")) if balance != "off" else []
+    groups = balance_groups(answers, balance)
     selection = Selection(table, scores, np.zeros(len(scores), dtype=np.int64), {}, pool, targets, strategy,
                           options, pick("seed", 0), groups)
     settings = {"strategy": strategy, "drop": options.drop, "strata": options.strata,
                 "score_weight": options.score_weight, "seed": selection.seed, "balance": balance,
                 "target_filter": target_filter,
+                "balanced_by": resolve_balance(answers, balance),
                 "balanced_groups": None if groups is None else int(groups.max() + 1)}
     return selection, settings
 
