@@ -7,8 +7,8 @@
 # named -unfiltered were measured before it existed, picking from the whole pool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The first directories were measured before `--balance auto` meant answer-length fifths for non-label answers:
-# without groups, as --balance off now says (their protocol.json says so too).
+# The <scenario>_smollm2 directories hold subsets picked without groups (--balance off: measured before `auto`
+# meant answer-length fifths for answers that are not labels); the default's cells are in <scenario>_length_smollm2.
 run() { .venv/bin/python benchmarks/scenarios.py --balance off "$@"; }
 SELECTORS=(--methods datawhisperer-calibrated-diverse --methods rds --methods datawhisperer-paper)
 CELLS=(--methods datawhisperer-calibrated-diverse --methods rds --methods datawhisperer-calibrated
@@ -32,10 +32,9 @@ run selective --no-full --seeds 3 --seeds 4 --methods datawhisperer-calibrated -
 run selective --seeds 0 --methods random "$@"
 # --balance answer-length (issue 18, later sitting): the calibrated selections above, picked by answer-length fifths, in a
 # directory of their own (its protocol differs in balance) that links the selections and copies the zero-shot cell
-run() { .venv/bin/python benchmarks/scenarios.py "$@"; }
 for scenario in selective noisy mixed; do
   d=benchmarks/results/${scenario}_length_smollm2
   mkdir -p $d && ln -sfn ../${scenario}_smollm2/selections $d/selections && cp -rn benchmarks/results/${scenario}_smollm2/zero_shot $d/
-  run $scenario --no-full --seeds 0 --seeds 1 --seeds 2 --seeds 3 --seeds 4 --methods datawhisperer-calibrated \
-    --out $d --balance answer-length "$@"
+  .venv/bin/python benchmarks/scenarios.py $scenario --no-full --seeds 0 --seeds 1 --seeds 2 --seeds 3 --seeds 4 \
+    --methods datawhisperer-calibrated --out $d --balance answer-length "$@"
 done

@@ -168,10 +168,11 @@ def test_a_run_that_scores_nothing_ends_in_one_line_and_writes_no_subset(tmp_pat
 
 
 def test_a_subset_of_short_answers_is_warned_of_and_length_balance_silences_it():
+    from datawhisperer.balance import balance_groups
     from datawhisperer.data import table_from_records
     from datawhisperer.runner import answer_chars, length_line
     from datawhisperer.selection import Selection
-    from datawhisperer.strategies import StrategyOptions, balance_groups
+    from datawhisperer.strategies import StrategyOptions
 
     answers = [" ".join(["word"] * (1 + k % 30)) for k in range(60)]
     short_first = -np.array([len(a) for a in answers], dtype=float) + np.arange(60) / 100

@@ -121,7 +121,8 @@ def test_labels_keep_their_share_and_are_centred_on_the_whole_pool():
 
 
 def test_length_balance_keeps_each_answer_length_fifth_s_share_against_a_score_that_favours_short_answers():
-    from datawhisperer.strategies import balance_groups, pick
+    from datawhisperer.balance import balance_groups
+    from datawhisperer.strategies import pick
 
     answers = [" ".join(["word"] * (1 + (7 * k) % 60)) for k in range(200)]
     lengths = np.array([len(a) for a in answers])

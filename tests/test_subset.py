@@ -137,3 +137,25 @@ def test_length_balance_through_subset_spreads_a_short_answer_score_over_every_l
     assert words["off"] == [1] * 4 + [2] * 4 + [3] * 2
     assert len(words["answer-length"]) == 10 and min(words["answer-length"]) == 1 and max(words["answer-length"]) >= 21
     assert sum(w > 5 for w in words["answer-length"]) == 8  # two from each length fifth
+
+
+def test_a_run_saved_before_auto_meant_answer_lengths_reselects_as_it_selected(tmp_path):
+    answers = [" ".join(["step"] * (1 + k % 60)) for k in range(120)]  # 60 distinct answers: not labels
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"instruction": f"Task {k}", "input": "", "output": a}
+                                                  for k, a in enumerate(answers)])
+    runs = {}
+    for balance in ("off", "auto"):
+        out = tmp_path / balance
+        select(SelectConfig(pool, out=str(out), task="instruction", n_demos=3, n_queries=2, seed=1, quiet=True,
+                            budget=["10"], balance=balance), backend=FakeBackend())
+        runs[balance] = out
+    assert (runs["off"] / "selected-10.jsonl").read_bytes() != (runs["auto"] / "selected-10.jsonl").read_bytes()
+    info_file = runs["off"] / "run.json"
+    info = json.loads(info_file.read_text())
+    info["config"]["balance"] = "auto"  # as a run of then wrote it: auto, no groups for these answers
+    del info["balanced_by"]
+    info_file.write_text(json.dumps(info))
+    for run in runs.values():
+        assert main(["subset", str(run), "--budget", "10", "--out", str(run / "again"), "--quiet"]) == 0
+        assert (run / "again" / "selected-10.jsonl").read_bytes() == (run / "selected-10.jsonl").read_bytes()
+    assert json.loads((runs["off"] / "again" / "subset.json").read_text())["balance"] == "off"

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import ontask
 from .backends import BACKENDS, load_backend
+from .balance import answer_lengths, balance_groups, resolve_balance
 from .distributed import Group, Topology, detect
 from .embedding import plan_embeddings, run_embedding
 from .errors import UserError
@@ -26,7 +27,7 @@ from .reliability import describe, verdict
 from .rundir import RunDirectory
 from .select_config import SelectConfig
 from .selection import Selection, budget_count, parse_budget
-from .strategies import STRATEGIES, answer_lengths, balance_groups, records_needed, resolve_balance
+from .strategies import STRATEGIES, records_needed
 from .threads import apply_threads
 from .vectors import Embeddings
 from .version import __version__
@@ -141,7 +142,7 @@ def length_line(info: dict) -> str:
     shown = ", ".join(f"{m:.0f} at budget {b}" for b, m in off.items())
     return (f"\nWarning: the subsets' answers are far from the pool's in length (median {shown}; the pool's "
             f"{pool:.0f} characters): the scores favour {'short' if min(off.values()) < pool else 'long'} answers. "
-            "--balance answer-length keeps the pool's answer lengths in every subset.")
+            "--balance auto (the default) keeps the pool's answer lengths in every subset.")
 
 
 def target_line(info: dict) -> str:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, fields
 
+from .balance import BALANCES
 from .errors import UserError
 from .estimators import DEFAULT_ESTIMATOR
 from .scoring import DEFAULT_WEIGHTING
 from .selection import checked_budgets
-from .strategies import BALANCES, StrategyOptions
+from .strategies import StrategyOptions
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")

@@ -217,27 +217,30 @@ def pick(strategy: Strategy, candidates: Candidates, count: int, options: Strate
         if members is not None:
             within = replace(candidates.part(members),
                              groups=None if candidates.groups is None else candidates.groups[members])
-            return best_first(members[_by_label(strategy, within, count, options)], candidates.scores)
-    return _by_label(strategy, candidates, count, options)
+            return best_first(members[_by_group(strategy, within, count, options)], candidates.scores)
+    return _by_group(strategy, candidates, count, options)
 
 
-def _by_label(strategy: Strategy, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
+def _by_group(strategy: Strategy, candidates: Candidates, count: int, options: StrategyOptions) -> list[int]:
     if candidates.groups is None:
         return strategy.choose(candidates, count, options)
-    labels, sizes = np.unique(candidates.groups, return_counts=True)
-    quota = _proportional(sizes, count)
+    groups, sizes = np.unique(candidates.groups, return_counts=True)
+    quota = _proportional(sizes, count, candidates.seed)
     chosen: list[int] = []
-    for label, share in zip(labels, quota):
+    for group, share in zip(groups, quota):
         if share:
-            members = np.flatnonzero(candidates.groups == label)
+            members = np.flatnonzero(candidates.groups == group)
             chosen += members[strategy.choose(candidates.part(members), int(share), options)].tolist()
     return best_first(chosen, candidates.scores)
 
 
-def _proportional(sizes: np.ndarray, count: int) -> np.ndarray:
+def _proportional(sizes: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Largest remainders; equal remainders in a seeded order, so that the spare places of a budget that does
+    not divide evenly fall on no fixed group (the first of the length fifths holds the shortest answers)."""
     exact = sizes * count / sizes.sum()
     quota = np.floor(exact).astype(int)
-    for g in np.argsort(-(exact - quota), kind="stable")[: count - quota.sum()]:
+    ties = np.random.default_rng([seed, 0xBA1]).permutation(len(sizes))
+    for g in np.lexsort((ties, -np.round(exact - quota, 9)))[: count - quota.sum()]:
         quota[g] += 1
     return quota
 
@@ -247,45 +250,6 @@ def needs_embeddings(config, method) -> bool:
     the target filter compares them with the --val examples' (config: resolved, as check_inputs makes it)."""
     return STRATEGIES.get(config.strategy).needs_embeddings or method.needs_embeddings or \
         config.target_filter == "on"
-
-
-BALANCES = ("auto", "on", "off", "answer-length")
-LENGTH_BINS = 5
-
-
-def resolve_balance(answers: list[str], balance: str) -> str | None:
-    """What `balance` groups these answers by: "labels" (`on`, or `auto` when the pool has at most 50 distinct
-    answers and at least four records per answer on average), "answer-length" (`answer-length`, or `auto` over
-    any other answers), or None (`off`)."""
-    if balance in ("off", "answer-length"):
-        return None if balance == "off" else balance
-    distinct = {" ".join(a.split()).lower() for a in answers}
-    return "labels" if balance == "on" or (len(distinct) <= 50 and len(answers) >= 4 * len(distinct)) \
-        else "answer-length"
-
-
-def balance_groups(answers: list[str], balance: str) -> np.ndarray | None:
-    """A group id per example, each group to keep its share of the pool in every subset (see pick), or None:
-    one group per distinct answer (labels), or LENGTH_BINS groups of equal size by answer length, so that a
-    score that favours short (or long) answers cannot fill a subset with them (resolve_balance says which)."""
-    kind = resolve_balance(answers, balance)
-    if kind != "labels":
-        return None if kind is None else _length_bins(answers)
-    keys = [" ".join(a.split()).lower() for a in answers]
-    index = {k: g for g, k in enumerate(sorted(set(keys)))}
-    return np.array([index[k] for k in keys], dtype=np.int64)
-
-
-def answer_lengths(answers: list[str]) -> np.ndarray:
-    """Characters of each whitespace-normalised answer: a length in any script."""
-    return np.array([len(" ".join(a.split())) for a in answers], dtype=np.int64)
-
-
-def _length_bins(answers: list[str]) -> np.ndarray:
-    lengths = answer_lengths(answers)  # ties split by pool order
-    rank = np.empty(len(answers), dtype=np.int64)
-    rank[np.argsort(lengths, kind="stable")] = np.arange(len(answers))
-    return rank * min(LENGTH_BINS, max(len(answers), 1)) // max(len(answers), 1)
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy", Strategy)

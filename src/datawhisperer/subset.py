@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .balance import BALANCES, balance_groups, concrete_balance, resolve_balance
 from .data import load_table
 from .errors import UserError
 from .fingerprint import content_hash
 from .rundir import RunDirectory
 from .select_config import option
 from .selection import Selection, budget_count, checked_budgets, parse_budget
-from .strategies import BALANCES, STRATEGIES, StrategyOptions, balance_groups, resolve_balance
+from .strategies import STRATEGIES, StrategyOptions
 
 
 @dataclass
@@ -32,7 +33,8 @@ class SubsetConfig:
     strata: int | None = option(None, "stratified: strata over the kept score range (default: the run's)")
     score_weight: float | None = option(None, "diverse: weight of the scores against coverage (default: the run's)")
     seed: int | None = option(None, "seed of the strategy's draws (default: the run's)")
-    balance: str | None = option(None, "keep each group's share: on (labels), answer-length, off, auto (default: the run's)")
+    balance: str | None = option(None, "keep each group's share: on (labels), answer-length, off, or auto (labels "
+                                 "when the answers are labels, else answer-length; default: what the run kept)")
     target_filter: str | None = option(None, "pick only from the records like the --val examples: on, off (default: "
                                        "the run's)")
     task: str | None = option(None, "task preset or file, for the answer field (default: the run's)")
@@ -117,6 +119,8 @@ def _inputs(config: SubsetConfig) -> tuple[Selection, dict]:
         raise UserError(f"balance must be one of {', '.join(BALANCES)}, not {balance!r}")
     answers = _answers(table.records, pick("task", "instruction"), pick("output_field", None),
                        saved.get("input_field")) if balance != "off" else []
+    if config.balance is None and run:  # the run's own groups, also for a run saved before auto meant lengths
+        balance = concrete_balance(answers, balance, saved_before_length_auto="balanced_by" not in info)
     groups = balance_groups(answers, balance)
     selection = Selection(table, scores, np.zeros(len(scores), dtype=np.int64), {}, pool, targets, strategy,
                           options, pick("seed", 0), groups)

@@ -283,3 +283,23 @@ def test_unknown_method_names(name, message):
     with pytest.raises(UserError) as caught:
         parse_method(name)
     assert message in str(caught.value)
+
+
+def test_a_protocol_holds_the_balance_its_pool_came_to_and_an_old_auto_reads_as_it_then_was(tmp_path, tiny_model_dir,
+                                                                                           capsys):
+    args = bench_args(tmp_path, tiny_model_dir)
+    args[args.index("--methods"):args.index("--budgets")] = ["--methods", "length"]
+    args[args.index("--seeds"):args.index("--epochs")] = ["--seeds", "0"]
+    out = tmp_path / "bench"
+    assert main(args + ["--no-full"]) == 0
+    protocol = json.loads((out / "protocol.json").read_text())
+    assert protocol["settings"]["balance"] == "answer-length"  # auto over answers that are not labels
+    for saved in ("auto", None):  # saved when auto grouped labels only, or before --balance existed: no groups
+        if saved is None:
+            del protocol["settings"]["balance"]
+        else:
+            protocol["settings"]["balance"] = saved
+        (out / "protocol.json").write_text(json.dumps(protocol))
+        assert main(args + ["--no-full"]) == 2
+        assert "balance: 'off' -> 'answer-length'" in capsys.readouterr().err
+        assert main(args + ["--no-full", "--balance", "off"]) == 0

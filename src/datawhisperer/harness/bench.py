@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import ontask
+from ..balance import balance_groups, concrete_balance
 from ..data import atomic_write_json, atomic_write_text, load_table, table_from_records
 from ..errors import UserError
 from ..extras import require
@@ -22,7 +23,7 @@ from ..fingerprint import content_hash
 from ..methods import METHODS
 from ..rundir import describe_differences
 from ..selection import Selection, parse_budget
-from ..strategies import balance_groups, needs_embeddings
+from ..strategies import needs_embeddings
 from ..threads import apply_threads
 from .agreement import method_scores, selection_dir
 from .command_configs import BenchConfig, parse_method
@@ -55,15 +56,20 @@ class Bench:
         if not config.select_only:  # found now, not after the first selection
             require("peft", "matplotlib", command="bench")
         self.threads = apply_threads(config.threads)
-        self.config = config
+        if not Path(config.pool).exists():
+            raise UserError(f"--pool {config.pool} does not exist")
+        answers = [e.answer for e in load_task_data(config.pool, config.task, config.input_field,
+                                                    config.output_field).examples][: config.pool_limit or None]
+        # a protocol holds the balance its pool came to (on, answer-length, off), never a rule that may change
+        self.config = config = replace(config, balance=concrete_balance(answers, config.balance))
         self.out = Path(config.out)
-        self.protocol = self._check_protocol()
+        self.protocol = self._check_protocol(answers)
         self.pool_path = self._pool_file()
         self.train = load_task_data(str(self.pool_path), config.task, config.input_field, config.output_field)
         self.test = load_task_data(config.test, config.task, config.input_field, config.output_field)
         self.log = (lambda m: None) if config.quiet else (lambda m: print(m, flush=True))
 
-    def _check_protocol(self) -> dict:
+    def _check_protocol(self, answers: list[str]) -> dict:
         """Refuse to add cells measured under other settings or data to a benchmark directory."""
         settings = {k: v for k, v in asdict(self.config).items() if k not in PER_SITTING}
         files = [name for name in ("pool", "test", "val") if settings[name]]
@@ -75,7 +81,10 @@ class Bench:
         path = self.out / "protocol.json"
         if path.exists():
             saved = json.loads(path.read_text(encoding="utf-8"))
-            before, now = _comparable(_with_new_defaults(saved["settings"]), saved["data"]), _comparable(settings, data)
+            saved_settings = {"balance": "off", **saved["settings"]}  # saved before --balance existed: no groups
+            if saved_settings["balance"] == "auto":  # saved before auto meant answer-length fifths
+                saved_settings["balance"] = concrete_balance(answers, "auto", saved_before_length_auto=True)
+            before, now = _comparable(_with_new_defaults(saved_settings), saved["data"]), _comparable(settings, data)
             if before != now:
                 raise UserError(f"{self.out} holds a benchmark run with other settings "
                                 f"({describe_differences(before, now)}): use another --out, or the same "
