@@ -29,6 +29,7 @@ def test_defaults_are_valid_and_budgets_become_a_list():
     ({"scoring": "vote"}, "scoring must be one of generate, likelihood"),
     ({"query_mode": "batch"}, "query-mode must be one of single, multi"),
     ({"query_source": "test"}, "query-source must be one of"),
+    ({"balance": "length"}, "balance must be one of auto, on, off, answer-length, not 'length'; did you mean 'answer-length'?"),
     ({"shard": "2/2"}, "--shard 2/2: need 0 <= i < n"),
     ({"shard": "half"}, "--shard takes i/n"),
     ({"resume": True, "overwrite": True}, "--resume and --overwrite contradict each other"),

@@ -77,6 +77,9 @@ class Registry(Generic[T]):
 
 
 def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})"
+    return f"unknown {kind} {name!r}{did_you_mean(name, known)} (known: {', '.join(known)})"
+
+
+def did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""

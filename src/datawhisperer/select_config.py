@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from .balance import BALANCES
 from .errors import UserError
 from .estimators import DEFAULT_ESTIMATOR
+from .registry import did_you_mean
 from .scoring import DEFAULT_WEIGHTING
 from .selection import checked_budgets
 from .strategies import StrategyOptions
@@ -125,7 +126,7 @@ class SelectConfig:
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:
                 raise UserError(f"{f.name.replace('_', '-')} must be one of {', '.join(choices)}, "
-                                f"not {getattr(self, f.name)!r}")
+                                f"not {getattr(self, f.name)!r}{did_you_mean(getattr(self, f.name), choices)}")
         if self.shard is not None:
             from .distributed import parse_shard
 

@@ -15,6 +15,7 @@ from .balance import BALANCES, balance_groups, concrete_balance, resolve_balance
 from .data import load_table
 from .errors import UserError
 from .fingerprint import content_hash
+from .registry import did_you_mean
 from .rundir import RunDirectory
 from .select_config import option
 from .selection import Selection, budget_count, checked_budgets, parse_budget
@@ -116,7 +117,7 @@ def _inputs(config: SubsetConfig) -> tuple[Selection, dict]:
                               pick("score_weight", defaults.score_weight), target_filter == "on")
     balance = pick("balance", "auto")
     if balance not in BALANCES:
-        raise UserError(f"balance must be one of {', '.join(BALANCES)}, not {balance!r}")
+        raise UserError(f"balance must be one of {', '.join(BALANCES)}, not {balance!r}{did_you_mean(balance, BALANCES)}")
     answers = _answers(table.records, pick("task", "instruction"), pick("output_field", None),
                        saved.get("input_field")) if balance != "off" else []
     if config.balance is None and run:  # the run's own groups, also for a run saved before auto meant lengths
