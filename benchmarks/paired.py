@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from datawhisperer.harness.tables import PAIRED_REFERENCE, collect, paired_with
+from datawhisperer.harness.tables import PAIRED_REFERENCE, collect, full_seconds, paired_with
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FIELDS = {"noisy": "swapped=true", "mixed": 'source="bioinstruct"'}  # the composition value whose share is shown
@@ -30,7 +30,7 @@ def balance_of(directory: Path) -> str:
 def table(directories: list[Path], field: str | None) -> list[str]:
     reference = collect(directories[0])
     random_cells = [c for c in reference["cells"] if c["method"] == PAIRED_REFERENCE]
-    cells, words, shares = [], {}, {}
+    cells = []
     for directory in directories:
         balance = balance_of(directory)
         for cell in collect(directory)["cells"]:
@@ -41,31 +41,45 @@ def table(directories: list[Path], field: str | None) -> list[str]:
             else:
                 continue
             cells.append(cell)
+    # one full-pool figure for the whole scenario, so that the STR of every row has the same denominator
+    full, _ = full_seconds({**reference, "cells": cells + random_cells})
     paired = {(c["budget"], c["seed"]) for c in random_cells}
-    cells = [c for c in cells if (c["budget"], c["seed"]) in paired]  # words and shares over the paired seeds
+    cells = [c for c in cells if (c["budget"], c["seed"]) in paired]  # every column over the paired seeds
+    by_key: dict[tuple[str, float], list[dict]] = {}
     for cell in cells + random_cells:
-        key = (cell["method"], cell["budget"])
-        words.setdefault(key, []).append(cell["mean_answer_words"])
+        by_key.setdefault((cell["method"], cell["budget"]), []).append(cell)
+    lines = [f"| method | budget | seeds | ROUGE-L | − {PAIRED_REFERENCE} [95%] | wins | loss − {PAIRED_REFERENCE} "
+             f"[95%] | wins | answer words |{f' {field} |' if field else ''} selection s | STR |",
+             "|---" * (11 + bool(field)) + "|"]
+    rows = paired_with({"cells": cells + random_cells}, PAIRED_REFERENCE)
+    rows += [{"method": PAIRED_REFERENCE, "budget": b, "seeds": sum(c["budget"] == b for c in random_cells)}
+             for b in sorted({c["budget"] for c in random_cells})]
+    for row in rows:
+        group = by_key[(row["method"], row["budget"])]
+        outcome = [_diff(row, "score", 2), f"{row['score_wins']}/{row['seeds']}", _diff(row, "loss", 4),
+                   f"{row['loss_wins']}/{row['seeds']}"] if row["method"] != PAIRED_REFERENCE else ["–"] * 4
+        selection = _mean([c.get("selection_seconds") or 0.0 for c in group])
+        cols = [row["method"], f"{row['budget']:.0%}", str(row["seeds"]), _spread([c["score"] for c in group]),
+                *outcome, f"{_mean([c['mean_answer_words'] for c in group]):.1f}"]
         if field:
             value = field.split("=", 1)[1]
-            counts = cell.get("composition") or {}
-            shares.setdefault(key, []).append(counts.get(value, 0) / max(cell["examples"], 1))
-    lines = [f"| method | budget | seeds | ROUGE-L − {PAIRED_REFERENCE} [95%] | wins | loss − {PAIRED_REFERENCE} [95%] | "
-             f"wins | answer words |{f' {field} |' if field else ''}", "|---" * (8 + bool(field)) + "|"]
-    for row in paired_with({"cells": cells + random_cells}, PAIRED_REFERENCE):
-        key = (row["method"], row["budget"])
-        cols = [row["method"], f"{row['budget']:.0%}", str(row["seeds"]), _diff(row, "score", 2),
-                f"{row['score_wins']}/{row['seeds']}", _diff(row, "loss", 4), f"{row['loss_wins']}/{row['seeds']}",
-                f"{sum(words[key]) / len(words[key]):.1f}"]
-        if field:
-            cols.append(f"{100 * sum(shares[key]) / len(shares[key]):.1f}%")
+            share = _mean([(c.get("composition") or {}).get(value, 0) / max(c["examples"], 1) for c in group])
+            cols.append(f"{100 * share:.1f}%")
+        cols += [f"{selection:.0f}", f"{selection / full:.2f}" if full == full and full else "–"]
         lines.append("| " + " | ".join(cols) + " |")
-    for budget in sorted({c["budget"] for c in random_cells}):
-        key = (PAIRED_REFERENCE, budget)
-        n = sum(c["budget"] == budget for c in random_cells)
-        lines.append(f"| {PAIRED_REFERENCE} | {budget:.0%} | {n} | – | – | – | – | {sum(words[key]) / n:.1f} |"
-                     + (f" {100 * sum(shares[key]) / n:.1f}% |" if field else ""))
     return lines
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _spread(values: list[float]) -> str:
+    """mean ± std (sample), or the one value."""
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    mean = _mean(values)
+    return f"{mean:.2f} ± {(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5:.2f}"
 
 
 def _diff(row: dict, key: str, digits: int) -> str:

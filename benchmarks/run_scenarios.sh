@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The <scenario>_smollm2 directories hold subsets picked without groups (--balance off: measured before `auto`
 # meant answer-length fifths for answers that are not labels); the default's cells are in <scenario>_length_smollm2.
-run() { .venv/bin/python benchmarks/scenarios.py --balance off "$@"; }
+run() { .venv/bin/python benchmarks/scenarios.py "$1" --balance off "${@:2}"; }  # the scenario comes first
 SELECTORS=(--methods datawhisperer-calibrated-diverse --methods rds --methods datawhisperer-paper)
 CELLS=(--methods datawhisperer-calibrated-diverse --methods rds --methods datawhisperer-calibrated
        --methods datawhisperer-calibrated-stratified --methods datawhisperer-paper)

@@ -11,15 +11,19 @@ spec.loader.exec_module(paired)
 
 
 def write_bench(directory: Path, balance: str, cells: list[tuple[str, int, float, float, int]]) -> Path:
-    """cells: (method, seed, score, loss, swapped records of 10)."""
+    """cells: (method, seed, score, loss, swapped records of 10); each fine-tune takes 1 s per 10 training tokens,
+    a selection (not random) 40 s + the seed, and the pool has 2,000 training tokens: a full fine-tune of 200 s."""
     (directory / "cells").mkdir(parents=True)
     (directory / "protocol.json").write_text(json.dumps({"settings": {"balance": balance}, "data": {}}))
+    (directory / "pool_tokens.json").write_text(json.dumps({"train_tokens": 2000}))
     for method, seed, score, loss, swapped in cells:
         cell = directory / "cells" / f"{method}-b0.1-s{seed}"
         cell.mkdir()
         (cell / "result.json").write_text(json.dumps({
             "method": method, "budget": 0.1, "seed": seed, "score": score, "loss": loss, "examples": 10,
-            "mean_answer_words": 20.0 + seed, "composition": {"true": swapped, "false": 10 - swapped}}))
+            "mean_answer_words": 20.0 + seed, "composition": {"true": swapped, "false": 10 - swapped},
+            "train_tokens": 100 * (seed + 1), "finetune_seconds": 10.0 * (seed + 1),
+            "selection_seconds": 0.0 if method == "random" else 40.0 + seed}))
     return directory
 
 
@@ -35,11 +39,13 @@ def test_cells_of_another_directory_pair_with_the_first_directory_s_random_at_th
             if line.startswith("| ") and "---" not in line}
     balanced = rows["datawhisperer (--balance answer-length)"]
     # differences +4, +1, +4: mean +3.00, std 1.732, t(2) 4.303 -> half-width 4.30
-    assert balanced[2:5] == ["3", "+3.00 [-1.30, +7.30]", "3/3"]
-    assert balanced[5].startswith("-0.0367") and balanced[6] == "3/3"  # -0.04, -0.02, -0.05
-    assert balanced[7] == "21.0" and balanced[8].strip(" |") == "3.3%"  # seed 3 left out of words and shares
+    assert balanced[2:6] == ["3", "24.00 ± 1.00", "+3.00 [-1.30, +7.30]", "3/3"]
+    assert balanced[6].startswith("-0.0367") and balanced[7] == "3/3"  # -0.04, -0.02, -0.05
+    # seed 3 left out of words, shares and selection seconds; STR over the one full-pool figure, 200 s
+    assert balanced[8:] == ["21.0", "3.3%", "41", "0.20 |"]
     unbalanced = rows["datawhisperer (--balance off)"]  # +1, -1
-    assert unbalanced[2:5] == ["2", "+0.00 [-12.71, +12.71]", "1/2"]
+    assert unbalanced[2:6] == ["2", "21.00 ± 0.00", "+0.00 [-12.71, +12.71]", "1/2"]
+    assert unbalanced[-2:] == ["40", "0.20 |"]  # seeds 0 and 1: 40.5 s, rounded to even
     # a random run within another balance is a method of its own, paired like the others
-    assert rows["random (within --balance answer-length)"][2:5] == ["1", "-1.00", "0/1"]
-    assert rows["random"][2] == "3" and rows["random"][-1].strip(" |") == "20.0%"
+    assert rows["random (within --balance answer-length)"][2:6] == ["1", "19.00", "-1.00", "0/1"]
+    assert rows["random"][2:4] == ["3", "21.00 ± 1.00"] and rows["random"][-3:] == ["20.0%", "0", "0.00 |"]
