@@ -38,3 +38,13 @@ for scenario in selective noisy mixed; do
   .venv/bin/python benchmarks/scenarios.py $scenario --no-full --seeds 0 --seeds 1 --seeds 2 --seeds 3 --seeds 4 \
     --methods datawhisperer-calibrated --out $d --balance answer-length "$@"
 done
+# later sittings: the closest challengers' fourth and fifth seeds (mixed: the paper estimator; selective: rds),
+# the paper estimator in selective, and stratified within the answer-length fifths
+run mixed --no-full --seeds 3 --seeds 4 --methods datawhisperer-paper "$@"
+run selective --no-full --seeds 0 --seeds 1 --seeds 2 --methods datawhisperer-paper "$@"
+run selective --no-full --seeds 3 --seeds 4 --methods rds "$@"
+for scenario in selective noisy; do
+  .venv/bin/python benchmarks/scenarios.py $scenario --no-full --seeds 0 --seeds 1 --seeds 2 \
+    --methods datawhisperer-calibrated-stratified --out benchmarks/results/${scenario}_length_smollm2 \
+    --balance answer-length "$@"
+done
