@@ -1,7 +1,7 @@
 import pytest
 
 from datawhisperer.errors import UserError
-from datawhisperer.metrics import METRICS, final_number, resolve_metric
+from datawhisperer.metrics import METRICS, final_number, metrics_help, resolve_metric
 
 
 def test_final_number_prefers_marker_then_last_number():
@@ -60,3 +60,15 @@ def test_module_function_metric():
     assert callable(fn)
     with pytest.raises(UserError, match="cannot import"):
         resolve_metric("no_such_module_xyz:fn")
+
+
+def test_the_metric_flag_s_help_names_every_registered_metric():
+    @METRICS.register("help_probe_metric")
+    def probe(prediction: str, reference: str) -> float:
+        return float(prediction == reference)
+
+    try:
+        shown = metrics_help()
+        assert all(name in shown for name in METRICS.names()) and "help_probe_metric" in shown
+    finally:
+        METRICS._entries.pop("help_probe_metric")

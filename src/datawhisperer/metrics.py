@@ -114,6 +114,11 @@ def rouge_l(prediction: str, reference: str) -> float:
     return float(_rouge_scorer().score(reference, prediction)["rougeL"].fmeasure)
 
 
+def metrics_help() -> str:
+    """`--metric`'s help, from the registry."""
+    return f"metric name ({', '.join(METRICS.names())}) or module:function"
+
+
 def resolve_metric(name: str) -> Metric:
     """A registered metric name, or 'module:function' for a user's own."""
     if ":" in name:

@@ -52,7 +52,7 @@ class SelectConfig:
     input_field: str | None = option(None, "input field, or a template over fields such as '{instruction}\\n{input}'")
     output_field: str | None = option(None, "field holding the gold answer")
     instruction: str | None = option(None, "task instruction shown before the demonstrations (default: the task's)")
-    metric: str | None = option(None, "metric name (numeric_match, rouge_l, label_match, exact_match) or module:function")
+    metric: str | None = option(None, "metric", help_from="datawhisperer.metrics:metrics_help")
     model: str | None = option(None, "local model directory, .gguf file, or model id in the local HF cache "
                              "(default: the embedded SmolLM2-135M-Instruct)")
     backend: str = option("hf", "model backend (hf; fake runs the pipeline without a model, for tests)")
