@@ -48,3 +48,5 @@ for scenario in selective noisy; do
     --methods datawhisperer-calibrated-stratified --out benchmarks/results/${scenario}_length_smollm2 \
     --balance answer-length "$@"
 done
+.venv/bin/python benchmarks/scenarios.py selective --no-full --seeds 3 --budgets 0.04 \
+  --methods datawhisperer-calibrated-stratified --out benchmarks/results/selective_length_smollm2 --balance answer-length "$@"
