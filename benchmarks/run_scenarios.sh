@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 # The <scenario>_smollm2 directories hold subsets picked without groups (--balance off: measured before `auto`
 # meant answer-length fifths for answers that are not labels); the default's cells are in <scenario>_length_smollm2.
 run() { .venv/bin/python benchmarks/scenarios.py "$1" --balance off "${@:2}"; }  # the scenario comes first
+in_fifths() {  # the same, within the answer-length fifths, into the scenario's _length_smollm2 directory
+  .venv/bin/python benchmarks/scenarios.py "$1" --no-full --out benchmarks/results/$1_length_smollm2 \
+    --balance answer-length "${@:2}"
+}
 SELECTORS=(--methods datawhisperer-calibrated-diverse --methods rds --methods datawhisperer-paper)
 CELLS=(--methods datawhisperer-calibrated-diverse --methods rds --methods datawhisperer-calibrated
        --methods datawhisperer-calibrated-stratified --methods datawhisperer-paper)
@@ -35,8 +39,7 @@ run selective --seeds 0 --methods random "$@"
 for scenario in selective noisy mixed; do
   d=benchmarks/results/${scenario}_length_smollm2
   mkdir -p $d && ln -sfn ../${scenario}_smollm2/selections $d/selections && cp -rn benchmarks/results/${scenario}_smollm2/zero_shot $d/
-  .venv/bin/python benchmarks/scenarios.py $scenario --no-full --seeds 0 --seeds 1 --seeds 2 --seeds 3 --seeds 4 \
-    --methods datawhisperer-calibrated --out $d --balance answer-length "$@"
+  in_fifths $scenario --seeds 0 --seeds 1 --seeds 2 --seeds 3 --seeds 4 --methods datawhisperer-calibrated "$@"
 done
 # later sittings: the closest challengers' fourth and fifth seeds (mixed: the paper estimator; selective: rds),
 # the paper estimator in selective, and stratified within the answer-length fifths
@@ -44,9 +47,6 @@ run mixed --no-full --seeds 3 --seeds 4 --methods datawhisperer-paper "$@"
 run selective --no-full --seeds 0 --seeds 1 --seeds 2 --methods datawhisperer-paper "$@"
 run selective --no-full --seeds 3 --seeds 4 --methods rds "$@"
 for scenario in selective noisy; do
-  .venv/bin/python benchmarks/scenarios.py $scenario --no-full --seeds 0 --seeds 1 --seeds 2 \
-    --methods datawhisperer-calibrated-stratified --out benchmarks/results/${scenario}_length_smollm2 \
-    --balance answer-length "$@"
+  in_fifths $scenario --seeds 0 --seeds 1 --seeds 2 --methods datawhisperer-calibrated-stratified "$@"
 done
-.venv/bin/python benchmarks/scenarios.py selective --no-full --seeds 3 --budgets 0.04 \
-  --methods datawhisperer-calibrated-stratified --out benchmarks/results/selective_length_smollm2 --balance answer-length "$@"
+in_fifths selective --seeds 3 --budgets 0.04 --methods datawhisperer-calibrated-stratified "$@"
